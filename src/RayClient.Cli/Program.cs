@@ -1,1 +1,7 @@
-namespace RayClient.Cli; internal static class Program { private static int Main() => 0; }
+namespace RayClient.Cli;
+
+internal static class Program
+{
+    private static Task<int> Main(string[] args) =>
+        CliApp.BuildRootCommand(Console.Out, Console.Error).Parse(args).InvokeAsync();
+}

@@ -1,1 +1,137 @@
-namespace RayClient.Benchmarks; internal static class Program { private static int Main() => 0; }
+using System.Diagnostics;
+using System.Globalization;
+using Ray.Rpc;
+using RayClient;
+using RayClient.Server;
+
+namespace RayClient.Benchmarks;
+
+/// <summary>
+/// Measuring harness: client and embedded server in one process, real gRPC on loopback, real
+/// python3 workers. Every figure is quoted with its ratio to a raw unary gRPC round trip on the
+/// same channel, measured in the same run, because machines here are noisy.
+/// Usage: dotnet run -c Release --project tests/RayClient.Benchmarks [-- --quick]
+/// </summary>
+internal static class Program
+{
+    private static async Task<int> Main(string[] args)
+    {
+        var quick = args.Contains("--quick");
+        var workingDir = Path.Combine(Path.GetTempPath(), "rayclient-bench", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(workingDir);
+        await File.WriteAllTextAsync(Path.Combine(workingDir, "bench.py"), "def noop():\n    return None\n\ndef echo(x):\n    return x\n");
+        await using var server = await LocalRayServer.StartAsync(new LocalRayServerOptions { NumCpus = Environment.ProcessorCount });
+        await using var ray = await RaySession.ConnectAsync(new RaySessionOptions
+        {
+            Address = server.Address,
+            RuntimeEnv = new RuntimeEnv { WorkingDir = workingDir },
+            LogSink = _ => { },
+        });
+        var noop = PyFunction.Of("bench", "noop");
+        var rows = new List<(string Name, double Value, string Unit, double? Ratio)>();
+
+        // Warm up: workers started, JIT done, function payload put.
+        for (var i = 0; i < 200; i++)
+        {
+            await ray.Call(noop);
+        }
+
+        await ray.GetAsync(Enumerable.Range(0, 1000).Select(_ => ray.Call(noop)).ToList());
+
+        // Baseline: a raw unary gRPC call (ClusterInfo PING) on the same channel.
+        var pings = quick ? 500 : 3000;
+        var baseline = Median(await TimeEachAsync(pings, async () =>
+            await ray.Driver.ClusterInfoAsync(new ClusterInfoRequest { Type = ClusterInfoType.Types.TypeEnum.Ping }, ray.UnaryOptions(CancellationToken.None)).ResponseAsync));
+        rows.Add(("raw gRPC unary round trip (baseline)", baseline * 1e6, "µs", 1));
+
+        // Synchronous no-op task round trip: submit, get, repeat.
+        var syncRuns = quick ? 500 : 3000;
+        var roundTrip = Median(await TimeEachAsync(syncRuns, async () => await ray.Call(noop)));
+        rows.Add(("no-op task round trip (submit + get)", roundTrip * 1e6, "µs", roundTrip / baseline));
+        rows.Add(("synchronous round trips per second", 1 / roundTrip, "/s", null));
+
+        // Pipelined batches of 1,000 no-op tasks.
+        var batches = quick ? 3 : 10;
+        var best = double.MaxValue;
+        var all = new List<double>();
+        for (var b = 0; b < batches; b++)
+        {
+            var sw = Stopwatch.StartNew();
+            var refs = new List<ObjectRef<object?>>(1000);
+            for (var i = 0; i < 1000; i++)
+            {
+                refs.Add(ray.Call(noop));
+            }
+
+            await ray.GetAsync(refs);
+            sw.Stop();
+            all.Add(sw.Elapsed.TotalSeconds);
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+
+        var batchMedian = Median(all);
+        rows.Add(("1,000 pipelined no-op tasks (median batch)", 1000 / batchMedian, "tasks/s", batchMedian / 1000 / baseline));
+
+        foreach (var size in new[] { 1 << 20, 100 << 20 })
+        {
+            var payload = new byte[size];
+            Random.Shared.NextBytes(payload);
+            var repeats = size > (1 << 20) ? (quick ? 3 : 8) : (quick ? 50 : 200);
+            var putTimes = new List<double>();
+            var getTimes = new List<double>();
+            for (var r = 0; r < repeats; r++)
+            {
+                var sw = Stopwatch.StartNew();
+                var reference = await ray.PutAsync(payload);
+                putTimes.Add(sw.Elapsed.TotalSeconds);
+                sw.Restart();
+                var back = await reference.GetAsync();
+                getTimes.Add(sw.Elapsed.TotalSeconds);
+                if (back.Length != payload.Length)
+                {
+                    throw new InvalidOperationException("size mismatch");
+                }
+            }
+
+            var label = size >= 1 << 20 && size < 2 << 20 ? "1 MiB" : "100 MiB";
+            var put = Median(putTimes);
+            var get = Median(getTimes);
+            rows.Add(($"put {label}", size / put / 1e9, "GB/s", put / baseline));
+            rows.Add(($"get {label}", size / get / 1e9, "GB/s", get / baseline));
+        }
+
+        Console.WriteLine();
+        Console.WriteLine($"RayClient benchmarks — {Environment.ProcessorCount} cores, .NET {Environment.Version}, embedded server, {DateTime.UtcNow:u}");
+        Console.WriteLine($"{"measure",-46} {"value",14} {"unit",-8} {"× baseline RTT",16}");
+        Console.WriteLine(new string('-', 88));
+        foreach (var (name, value, unit, ratio) in rows)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{name,-46} {value,14:N2} {unit,-8} {(ratio is { } x ? x.ToString("N2", CultureInfo.InvariantCulture) : "-"),16}"));
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("Ratios: time of one operation divided by the median raw gRPC round trip of the same run.");
+        Directory.Delete(workingDir, recursive: true);
+        return 0;
+    }
+
+    private static async Task<List<double>> TimeEachAsync(int count, Func<Task> action)
+    {
+        var times = new List<double>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var start = Stopwatch.GetTimestamp();
+            await action();
+            times.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
+        }
+
+        return times;
+    }
+
+    private static double Median(List<double> values)
+    {
+        values.Sort();
+        return values[values.Count / 2];
+    }
+}

@@ -1,1 +1,289 @@
-# placeholder
+# RayClient embedded server: Python worker process (standard library only).
+#
+# The C# server starts one of these per concurrently running task (or per actor) and talks to
+# it over the process's stdin/stdout with length-prefixed binary frames. User code that prints
+# writes to stderr instead (fd 1 is re-pointed there), so it can never corrupt the protocol.
+#
+# Frame (both directions): u32 little-endian length of the rest | u8 kind | u64 seq | blobs
+# where blobs are u32-length-prefixed byte strings. See WorkerProtocol.cs for the C# side.
+#
+# Values cross as pickles: task arguments arrive exactly as the Ray client pickled them
+# ((args, kwargs) with ray.util.client.client_pickler.PickleStub persistent ids), results leave
+# as protocol-5 pickles whose ObjectRefs/actor handles are PickleStub persistent ids again, the
+# convention of Ray's server pickler (ray: python/ray/util/client/server/server_pickler.py).
+import collections
+import io
+import os
+import pickle
+import struct
+import sys
+import traceback
+import types
+
+KIND_READY = 0
+KIND_EXEC = 1
+KIND_CREATE_ACTOR = 2
+KIND_CALL_METHOD = 3
+KIND_SHUTDOWN = 9
+KIND_RESULT = 1
+
+STATUS_OK = 0
+STATUS_TASK_ERROR = 1
+
+_HEADER = struct.Struct("<IBQ")
+_U32 = struct.Struct("<I")
+
+
+def _install_ray_stubs():
+    """Registers the few `ray` names that pickles from a Ray client refer to.
+
+    The worker has no real Ray; these classes only need the module paths and shapes Ray uses,
+    so that pickles we write are the ones a Ray server writes and vice versa."""
+    ray = types.ModuleType("ray")
+    util = types.ModuleType("ray.util")
+    client = types.ModuleType("ray.util.client")
+    client_pickler = types.ModuleType("ray.util.client.client_pickler")
+    exceptions = types.ModuleType("ray.exceptions")
+
+    PickleStub = collections.namedtuple(
+        "PickleStub", ["type", "client_id", "ref_id", "name", "baseline_options"])
+    PickleStub.__module__ = "ray.util.client.client_pickler"
+    client_pickler.PickleStub = PickleStub
+
+    class RayError(Exception):
+        pass
+
+    class RayTaskError(RayError):
+        # Same constructor arguments as Ray's plain RayTaskError:
+        # (function_name, traceback_str, cause, proctitle, pid, ip).
+        def __init__(self, function_name, traceback_str, cause, proctitle, pid, ip):
+            super().__init__(function_name, traceback_str, cause, proctitle, pid, ip)
+            self.function_name = function_name
+            self.traceback_str = traceback_str
+            self.cause = cause
+            self.proctitle = proctitle
+            self.pid = pid
+            self.ip = ip
+
+        def __str__(self):
+            return self.traceback_str
+
+    class GetTimeoutError(RayError, TimeoutError):
+        pass
+
+    class RaySystemError(RayError):
+        pass
+
+    for cls in (RayError, RayTaskError, GetTimeoutError, RaySystemError):
+        cls.__module__ = "ray.exceptions"
+        cls.__qualname__ = cls.__name__  # picklable by reference, as Ray's own classes
+        setattr(exceptions, cls.__name__, cls)
+
+    class ObjectRef:
+        __slots__ = ("_id",)
+
+        def __init__(self, id_bytes):
+            self._id = bytes(id_bytes)
+
+        def binary(self):
+            return self._id
+
+        def hex(self):
+            return self._id.hex()
+
+        def __eq__(self, other):
+            return isinstance(other, ObjectRef) and other._id == self._id
+
+        def __hash__(self):
+            return hash(self._id)
+
+        def __repr__(self):
+            return "ObjectRef(%s)" % self._id.hex()
+
+    ObjectRef.__module__ = "ray"
+    ObjectRef.__qualname__ = "ObjectRef"
+    ray.ObjectRef = ObjectRef
+    ray.util = util
+    ray.exceptions = exceptions
+    util.client = client
+    client.client_pickler = client_pickler
+    for name, module in (("ray", ray), ("ray.util", util), ("ray.util.client", client),
+                         ("ray.util.client.client_pickler", client_pickler),
+                         ("ray.exceptions", exceptions)):
+        sys.modules.setdefault(name, module)
+    return sys.modules["ray"]
+
+
+ray = _install_ray_stubs()
+PickleStub = sys.modules["ray.util.client.client_pickler"].PickleStub
+RayTaskError = sys.modules["ray.exceptions"].RayTaskError
+
+
+class _ArgUnpickler(pickle.Unpickler):
+    def persistent_load(self, pid):
+        if isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "Object":
+            return ray.ObjectRef(pid[2])
+        raise pickle.UnpicklingError("unsupported persistent id %r" % (pid,))
+
+
+class _ResultPickler(pickle.Pickler):
+    def __init__(self, file, client_id, contained):
+        super().__init__(file, protocol=5)
+        self._client_id = client_id
+        self._contained = contained
+
+    def persistent_id(self, obj):
+        if type(obj) is ray.ObjectRef:
+            self._contained.append(b"O" + obj.binary())
+            return PickleStub("Object", self._client_id, obj.binary(), None, None)
+        return None
+
+
+def _loads(data):
+    return _ArgUnpickler(io.BytesIO(data)).load()
+
+
+def _dumps(value, client_id, contained):
+    buf = io.BytesIO()
+    _ResultPickler(buf, client_id, contained).dump(value)
+    return buf.getvalue()
+
+
+class Worker:
+    def __init__(self, rfd, wfd):
+        self._in = open(rfd, "rb", buffering=1 << 20)
+        self._out = open(wfd, "wb", buffering=1 << 20)
+        self._functions = {}
+        self._proctitle = "ray::RayClientWorker"
+        self._ip = "127.0.0.1"
+        self._pid = os.getpid()
+
+    # --- framing -------------------------------------------------------------------------
+    def _read_exact(self, n):
+        data = self._in.read(n)
+        if data is None or len(data) != n:
+            return None
+        return data
+
+    def _read_frame(self):
+        head = self._read_exact(_HEADER.size)
+        if head is None:
+            return None
+        length, kind, seq = _HEADER.unpack(head)
+        body = self._read_exact(length - 9)
+        if body is None:
+            return None
+        blobs = []
+        view = memoryview(body)
+        pos = 0
+        end = len(body)
+        while pos < end:
+            (n,) = _U32.unpack_from(view, pos)
+            pos += 4
+            blobs.append(view[pos:pos + n])
+            pos += n
+        return kind, seq, blobs
+
+    def _write_frame(self, kind, seq, status, blobs):
+        total = 9 + 1 + sum(4 + len(b) for b in blobs)
+        out = self._out
+        out.write(_HEADER.pack(total, kind, seq))
+        out.write(bytes((status,)))
+        for b in blobs:
+            out.write(_U32.pack(len(b)))
+            out.write(b)
+        out.flush()
+
+    # --- execution -----------------------------------------------------------------------
+    def _function(self, key, pickled):
+        fn = self._functions.get(key)
+        if fn is None:
+            fn = _loads(pickled)
+            if not callable(fn):
+                raise TypeError("%r is not callable: a remote function must be a Python "
+                                "function" % (fn,))
+            self._functions[key] = fn
+        return fn
+
+    def _error(self, name, exc):
+        # Leave out the worker's own frame, as Ray leaves out its executor frames.
+        frames = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+        tb = "".join(traceback.format_exception(type(exc), exc, frames or exc.__traceback__))
+        text = "%s (pid=%d, ip=%s)\n%s" % (self._proctitle, self._pid, self._ip, tb)
+        try:
+            pickle.dumps(exc, protocol=5)
+            cause = exc
+        except Exception:  # an exception we cannot pickle travels as its text
+            cause = RuntimeError("%s: %s" % (type(exc).__qualname__, exc))
+        err = RayTaskError(name, text, cause, self._proctitle, self._pid, self._ip)
+        try:
+            return pickle.dumps(err, protocol=5)
+        except Exception:  # never let error reporting kill the worker
+            plain = RayTaskError(name, text, RuntimeError(str(exc)), self._proctitle, self._pid, self._ip)
+            return pickle.dumps(plain, protocol=5)
+
+    def _exec(self, seq, blobs):
+        # blobs: func_key, func_pickle, name, client_id, args, num_returns, then (ref_id, value)*
+        name = bytes(blobs[2]).decode()
+        client_id = bytes(blobs[3]).decode()
+        num_returns = int(bytes(blobs[5]))
+        try:
+            fn = self._function(bytes(blobs[0]), blobs[1])
+            args, kwargs = _loads(blobs[4])
+            if len(blobs) > 6:
+                deps = {}
+                for i in range(6, len(blobs), 2):
+                    deps[bytes(blobs[i])] = _loads(blobs[i + 1])
+                args = [deps.get(a.binary(), a) if type(a) is ray.ObjectRef else a
+                        for a in args]
+                kwargs = {k: (deps.get(v.binary(), v) if type(v) is ray.ObjectRef else v)
+                          for k, v in kwargs.items()}
+            result = fn(*args, **kwargs)
+            if num_returns == 1:
+                values = (result,)
+            else:
+                values = tuple(result)
+                if len(values) != num_returns:
+                    raise ValueError("Task returned %d objects, but num_returns=%d."
+                                     % (len(values), num_returns))
+            contained = []
+            out = [_dumps(v, client_id, contained) for v in values]
+            out.append(b"".join(contained))
+            self._write_frame(KIND_RESULT, seq, STATUS_OK, out)
+        except BaseException as exc:  # noqa: B902 - every failure is reported to the caller
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            self._write_frame(KIND_RESULT, seq, STATUS_TASK_ERROR, [self._error(name, exc)])
+
+    def run(self):
+        version = "%d.%d.%d" % sys.version_info[:3]
+        self._write_frame(KIND_READY, 0, STATUS_OK, [version.encode(), str(self._pid).encode()])
+        while True:
+            frame = self._read_frame()
+            if frame is None:
+                return
+            kind, seq, blobs = frame
+            if kind == KIND_EXEC:
+                self._exec(seq, blobs)
+            elif kind == KIND_SHUTDOWN:
+                return
+
+
+def main():
+    # Keep the protocol on private copies of fds 0/1 and send user prints to stderr.
+    rfd = os.dup(0)
+    wfd = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True)
+    work_dir = os.environ.get("RAYCLIENT_WORKING_DIR")
+    if work_dir:
+        os.chdir(work_dir)
+    for path in reversed([p for p in os.environ.get("RAYCLIENT_SYS_PATH", "").split(os.pathsep) if p]):
+        sys.path.insert(0, path)
+    Worker(rfd, wfd).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,335 @@
+using System.Buffers;
+using Google.Protobuf;
+using Ray.Rpc;
+using RayClient.Server.Storage;
+using RayClient.Server.Workers;
+using RayClient.Session;
+
+namespace RayClient.Server;
+
+/// <summary>
+/// Server-side state of one client (one Ray job): the objects it holds, its runtime env, its
+/// response cache and chunk collectors. Survives broken streams for the grace period.
+/// </summary>
+internal sealed class ClientSession
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<RayId, StoredObject> _objects = [];
+
+    public ClientSession(string clientId, byte[] jobId)
+    {
+        ClientId = clientId;
+        JobId = jobId;
+    }
+
+    public string ClientId { get; }
+
+    public byte[] JobId { get; }
+
+    public bool Initialized { get; set; }
+
+    public string Namespace { get; set; } = string.Empty;
+
+    public string RuntimeEnvJson { get; set; } = "{}";
+
+    public IReadOnlyDictionary<string, object?> RuntimeEnv { get; set; } = new Dictionary<string, object?>();
+
+    public WorkerEnvironment Environment { get; set; } = WorkerEnvironment.Default;
+
+    /// <summary>Seconds the session survives a broken stream; 0 = clean up at once, no response cache.</summary>
+    public int GraceSeconds { get; set; }
+
+    public bool IsClosed { get; private set; }
+
+    public ResponseCache Cache { get; } = new();
+
+    public ChunkCollector PutChunks { get; } = new();
+
+    public ChunkCollector TaskChunks { get; } = new();
+
+    /// <summary>Incremented by every Datapath stream of this client; a stream only cleans up if it is the newest.</summary>
+    public int StreamGeneration;
+
+    public CancellationTokenSource? PendingCleanup { get; set; }
+
+    public int HeldObjects
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _objects.Count;
+            }
+        }
+    }
+
+    public void Hold(StoredObject entry)
+    {
+        lock (_lock)
+        {
+            if (!IsClosed && _objects.TryAdd(entry.Id, entry))
+            {
+                entry.AddReference();
+            }
+        }
+    }
+
+    public bool TryGetObject(RayId id, out StoredObject entry)
+    {
+        lock (_lock)
+        {
+            return _objects.TryGetValue(id, out entry!);
+        }
+    }
+
+    public bool Release(RayId id, ObjectStore store)
+    {
+        StoredObject? entry;
+        lock (_lock)
+        {
+            if (!_objects.Remove(id, out entry))
+            {
+                return false;
+            }
+        }
+
+        store.Release(entry);
+        return true;
+    }
+
+    /// <summary>Ends the job: drops every object it holds; its queued tasks will not run.</summary>
+    public void Close(ObjectStore store)
+    {
+        List<StoredObject> entries;
+        lock (_lock)
+        {
+            if (IsClosed)
+            {
+                return;
+            }
+
+            IsClosed = true;
+            entries = [.. _objects.Values];
+            _objects.Clear();
+        }
+
+        foreach (var entry in entries)
+        {
+            store.Release(entry);
+        }
+
+        PutChunks.Reset();
+        TaskChunks.Reset();
+        Cache.Clear();
+    }
+}
+
+/// <summary>
+/// The per-client response cache of Ray's data servicer (spec §3.6): a replayed request that was
+/// already executed is answered from here instead of running again; acknowledgements trim it.
+/// </summary>
+internal sealed class ResponseCache
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<int, TaskCompletionSource<DataResponse>> _entries = [];
+    private int _lastAcknowledged;
+
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _entries.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Looks <paramref name="reqId"/> up. Returns a task with the earlier response when it was
+    /// already executed (or is executing); null when the caller must execute it now.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The id was acknowledged and purged: a replay cannot be answered.</exception>
+    public Task<DataResponse>? TryBegin(int reqId)
+    {
+        lock (_lock)
+        {
+            if (_entries.TryGetValue(reqId, out var existing))
+            {
+                return existing.Task;
+            }
+
+            if (reqId <= _lastAcknowledged)
+            {
+                throw new InvalidOperationException(
+                    $"Attempting to access a cache entry that has already been cleaned up (req_id {reqId} <= acknowledged {_lastAcknowledged}).");
+            }
+
+            _entries[reqId] = new TaskCompletionSource<DataResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
+            return null;
+        }
+    }
+
+    /// <summary>The earlier response for <paramref name="reqId"/>, without reserving the id.</summary>
+    public Task<DataResponse>? Peek(int reqId)
+    {
+        lock (_lock)
+        {
+            return _entries.TryGetValue(reqId, out var existing) ? existing.Task : null;
+        }
+    }
+
+    /// <summary>Records a response that was produced without <see cref="TryBegin"/>.</summary>
+    public void Store(int reqId, DataResponse response)
+    {
+        lock (_lock)
+        {
+            if (reqId <= _lastAcknowledged)
+            {
+                return;
+            }
+
+            var entry = new TaskCompletionSource<DataResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
+            entry.TrySetResult(response);
+            _entries[reqId] = entry;
+        }
+    }
+
+    public void Complete(int reqId, DataResponse response)
+    {
+        lock (_lock)
+        {
+            if (_entries.TryGetValue(reqId, out var entry))
+            {
+                entry.TrySetResult(response);
+            }
+        }
+    }
+
+    public void Acknowledge(int reqId)
+    {
+        lock (_lock)
+        {
+            if (reqId <= _lastAcknowledged)
+            {
+                return;
+            }
+
+            _lastAcknowledged = reqId;
+            List<int>? remove = null;
+            foreach (var key in _entries.Keys)
+            {
+                if (key <= reqId && _entries[key].Task.IsCompleted)
+                {
+                    (remove ??= []).Add(key);
+                }
+            }
+
+            foreach (var key in remove ?? [])
+            {
+                _entries.Remove(key);
+            }
+        }
+    }
+
+    public void Clear()
+    {
+        lock (_lock)
+        {
+            foreach (var entry in _entries.Values)
+            {
+                entry.TrySetCanceled();
+            }
+
+            _entries.Clear();
+        }
+    }
+}
+
+/// <summary>
+/// Reassembles a chunked put or task (spec §3.3): chunks of one req_id in order; repeats from a
+/// replay are skipped; a replay that starts over at chunk 0 restarts the collection.
+/// </summary>
+internal sealed class ChunkCollector
+{
+    private readonly List<ByteString> _chunks = [];
+    private int _reqId = -1;
+    private int _next;
+
+    /// <returns>The whole payload (and a pooled buffer that holds it, if one was needed) once complete.</returns>
+    public (ReadOnlyMemory<byte> Data, byte[]? Pooled)? Add(int reqId, int chunkId, int totalChunks, ByteString data)
+    {
+        if (totalChunks <= 0)
+        {
+            throw new InvalidOperationException($"Request {reqId} has total_chunks={totalChunks}; Ray clients always set chunk_id and total_chunks, even for one chunk.");
+        }
+
+        if (reqId != _reqId)
+        {
+            if (chunkId != 0)
+            {
+                throw new InvalidOperationException($"Expected chunk 0 of request {reqId}, got chunk {chunkId} (while collecting request {_reqId}).");
+            }
+
+            Reset();
+            _reqId = reqId;
+        }
+        else if (chunkId < _next)
+        {
+            if (chunkId == 0)
+            {
+                Reset(); // a replay re-sends the whole request from chunk 0
+                _reqId = reqId;
+            }
+            else
+            {
+                return null;
+            }
+        }
+        else if (chunkId > _next)
+        {
+            throw new InvalidOperationException($"Chunk {chunkId} of request {reqId} arrived before chunk {_next}: chunks received out of order.");
+        }
+
+        _chunks.Add(data);
+        _next = chunkId + 1;
+        if (_next < totalChunks)
+        {
+            return null;
+        }
+
+        (ReadOnlyMemory<byte>, byte[]?) result;
+        if (_chunks.Count == 1)
+        {
+            result = (_chunks[0].Memory, null);
+        }
+        else
+        {
+            var size = 0;
+            foreach (var chunk in _chunks)
+            {
+                size = checked(size + chunk.Length);
+            }
+
+            var buffer = ArrayPool<byte>.Shared.Rent(size);
+            var offset = 0;
+            foreach (var chunk in _chunks)
+            {
+                chunk.Span.CopyTo(buffer.AsSpan(offset));
+                offset += chunk.Length;
+            }
+
+            result = (buffer.AsMemory(0, size), buffer);
+        }
+
+        Reset();
+        return result;
+    }
+
+    public void Reset()
+    {
+        _chunks.Clear();
+        _reqId = -1;
+        _next = 0;
+    }
+}

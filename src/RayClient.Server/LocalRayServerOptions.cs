@@ -1,0 +1,68 @@
+using Microsoft.Extensions.Logging;
+
+namespace RayClient.Server;
+
+/// <summary>Settings of a <see cref="LocalRayServer"/>.</summary>
+public sealed class LocalRayServerOptions
+{
+    /// <summary>Address to listen on. Default: 127.0.0.1 (loopback only: the server runs arbitrary Python for its clients).</summary>
+    public string Host { get; set; } = "127.0.0.1";
+
+    /// <summary>TCP port; 0 picks a free one. Default: 0. (<c>rayclient start</c> uses 10001, Ray's client-server port.)</summary>
+    public int Port { get; set; }
+
+    /// <summary>CPUs the server offers to tasks (one Python worker runs per CPU in use). Default: <see cref="Environment.ProcessorCount"/>.</summary>
+    public double NumCpus { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>GPUs the server claims to offer (accounting only: nothing checks for real GPUs). Default: 0.</summary>
+    public double NumGpus { get; set; }
+
+    /// <summary>Custom resources, as <c>ray start --resources</c>. Default: none.</summary>
+    public IDictionary<string, double> Resources { get; } = new Dictionary<string, double>(StringComparer.Ordinal);
+
+    /// <summary>The Python interpreter for workers. Default: null, meaning <c>RAYCLIENT_PYTHON</c> or the real interpreter behind <c>python3</c> on PATH.</summary>
+    public string? PythonExecutable { get; set; }
+
+    /// <summary>Where uploaded packages are unpacked. Default: a folder under the system temp directory, removed at dispose.</summary>
+    public string? WorkDirectory { get; set; }
+
+    /// <summary>Workers started ahead of the first task. Default: 0 (started on demand).</summary>
+    public int PrestartWorkers { get; set; }
+
+    /// <summary>
+    /// The grace period after which a disconnected client's session is cleaned up, when the client
+    /// did not say (Ray clients always send theirs in Init). Default: null, meaning
+    /// <c>RAY_CLIENT_RECONNECT_GRACE_PERIOD</c> or 30 seconds.
+    /// </summary>
+    public TimeSpan? ReconnectGracePeriod { get; set; }
+
+    /// <summary>Logging. Default: none.</summary>
+    public ILoggerFactory? LoggerFactory { get; set; }
+
+    /// <summary>Clock. Default: <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
+
+    /// <summary>The Ray version ConnectionInfo reports (tests use it to exercise version checks).</summary>
+    internal string ReportedRayVersion { get; set; } = ServerState.EmulatedRayVersion;
+
+    internal void Validate()
+    {
+        if (Port is < 0 or > 65535)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Port), Port, "Must be 0 (any free port) to 65535.");
+        }
+
+        if (NumCpus < 0 || NumGpus < 0 || !double.IsFinite(NumCpus) || !double.IsFinite(NumGpus))
+        {
+            throw new ArgumentOutOfRangeException(nameof(NumCpus), "Resource amounts must be finite and >= 0.");
+        }
+
+        foreach (var (name, amount) in Resources)
+        {
+            if (amount < 0 || !double.IsFinite(amount) || string.IsNullOrWhiteSpace(name))
+            {
+                throw new ArgumentOutOfRangeException(nameof(Resources), $"Resource '{name}' = {amount} is invalid.");
+            }
+        }
+    }
+}

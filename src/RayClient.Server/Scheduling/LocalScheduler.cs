@@ -1,0 +1,349 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using RayClient.Server.Storage;
+using RayClient.Server.Workers;
+
+namespace RayClient.Server.Scheduling;
+
+/// <summary>A task accepted by the server and waiting to run, running, or finished.</summary>
+internal sealed class TaskSpec
+{
+    public required ClientSession Client { get; init; }
+
+    public required string Name { get; init; }
+
+    public required string FunctionKey { get; init; }
+
+    public required ReadOnlyMemory<byte> FunctionPickle { get; init; }
+
+    public required ReadOnlyMemory<byte> Args { get; init; }
+
+    public required StoredObject[] Returns { get; init; }
+
+    /// <summary>Objects passed directly as arguments: the task runs when they are ready, with their values.</summary>
+    public required IReadOnlyList<StoredObject> Dependencies { get; init; }
+
+    /// <summary>Every object the arguments refer to (held until the task ends).</summary>
+    public required IReadOnlyList<StoredObject> Held { get; init; }
+
+    public required IReadOnlyDictionary<string, double> Resources { get; init; }
+
+    public required int MaxRetries { get; init; }
+
+    public required WorkerEnvironment Environment { get; init; }
+
+    public int Attempts { get; set; }
+}
+
+/// <summary>
+/// Accounts CPUs, GPUs and custom resources as Ray does: a task waits while its resources are in
+/// use, and a task that needs more than the whole server has fails at once instead of waiting forever.
+/// </summary>
+internal sealed partial class LocalScheduler
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, double> _total;
+    private readonly Dictionary<string, double> _available;
+    private readonly LinkedList<TaskSpec> _queue = new();
+    private readonly WorkerPool _pool;
+    private readonly ObjectStore _store;
+    private readonly ILogger _logger;
+    private long _executions;
+    private long _completed;
+
+    public LocalScheduler(IReadOnlyDictionary<string, double> total, WorkerPool pool, ObjectStore store, ILogger logger)
+    {
+        _total = new Dictionary<string, double>(total, StringComparer.Ordinal);
+        _available = new Dictionary<string, double>(total, StringComparer.Ordinal);
+        _pool = pool;
+        _store = store;
+        _logger = logger;
+    }
+
+    /// <summary>Times a task body was started in a worker (retries count again).</summary>
+    public long Executions => Interlocked.Read(ref _executions);
+
+    /// <summary>Tasks finished (with a value or an error).</summary>
+    public long Completed => Interlocked.Read(ref _completed);
+
+    public IReadOnlyDictionary<string, double> Total => _total;
+
+    public Dictionary<string, double> AvailableSnapshot()
+    {
+        lock (_lock)
+        {
+            return new Dictionary<string, double>(_available, StringComparer.Ordinal);
+        }
+    }
+
+    /// <summary>Null when the server can ever satisfy <paramref name="demand"/>, else why not.</summary>
+    public string? CheckFeasible(IReadOnlyDictionary<string, double> demand)
+    {
+        foreach (var (name, amount) in demand)
+        {
+            var total = _total.GetValueOrDefault(name);
+            if (amount > total + 1e-9)
+            {
+                return string.Create(CultureInfo.InvariantCulture,
+                    $"The task needs {amount:0.###} {name}, but the whole cluster has {total:0.###} (resources: {Describe(_total)}). It could never run: lower the request or add resources to the server.");
+            }
+        }
+
+        return null;
+    }
+
+    public void Submit(TaskSpec task)
+    {
+        if (task.Dependencies.Count == 0 || task.Dependencies.All(d => d.IsReady))
+        {
+            OnDependenciesReady(task);
+            return;
+        }
+
+        _ = WaitForDependenciesAsync(task);
+    }
+
+    private async Task WaitForDependenciesAsync(TaskSpec task)
+    {
+        foreach (var dependency in task.Dependencies)
+        {
+            await dependency.Ready.ConfigureAwait(false);
+        }
+
+        OnDependenciesReady(task);
+    }
+
+    private void OnDependenciesReady(TaskSpec task)
+    {
+        // A failed argument fails the task without running it, as in Ray.
+        var failed = task.Dependencies.FirstOrDefault(d => d.IsError);
+        if (failed is not null)
+        {
+            foreach (var output in task.Returns)
+            {
+                output.TrySet(failed.Data, isError: true);
+            }
+
+            Finish(task);
+            return;
+        }
+
+        lock (_lock)
+        {
+            _queue.AddLast(task);
+        }
+
+        Pump();
+    }
+
+    private void Pump()
+    {
+        List<TaskSpec>? start = null;
+        List<TaskSpec>? dropped = null;
+        lock (_lock)
+        {
+            for (var node = _queue.First; node is not null;)
+            {
+                var next = node.Next;
+                var task = node.Value;
+                if (task.Client.IsClosed)
+                {
+                    // The job ended: its queued tasks never run (Ray kills the job's work).
+                    _queue.Remove(node);
+                    (dropped ??= []).Add(task);
+                }
+                else if (Fits(task.Resources))
+                {
+                    foreach (var (name, amount) in task.Resources)
+                    {
+                        _available[name] -= amount;
+                    }
+
+                    _queue.Remove(node);
+                    (start ??= []).Add(task);
+                }
+
+                node = next;
+            }
+        }
+
+        foreach (var task in dropped ?? [])
+        {
+            Finish(task);
+        }
+
+        if (start is null)
+        {
+            return;
+        }
+
+        foreach (var task in start)
+        {
+            _ = RunAsync(task);
+        }
+    }
+
+    private bool Fits(IReadOnlyDictionary<string, double> demand)
+    {
+        foreach (var (name, amount) in demand)
+        {
+            if (_available.GetValueOrDefault(name) + 1e-9 < amount)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private async Task RunAsync(TaskSpec task)
+    {
+        var retry = false;
+        WorkerProcess? worker = null;
+        try
+        {
+            worker = await _pool.AcquireAsync(task.Environment, CancellationToken.None).ConfigureAwait(false);
+            worker.CurrentClientId = task.Client.ClientId;
+            worker.CurrentTaskName = task.Name;
+            var dependencies = new List<(byte[], ReadOnlyMemory<byte>)>(task.Dependencies.Count);
+            foreach (var dependency in task.Dependencies)
+            {
+                dependencies.Add((dependency.Id.Bytes, dependency.Data));
+            }
+
+            task.Attempts++;
+            Interlocked.Increment(ref _executions);
+            using var result = await worker.ExecuteAsync(
+                task.FunctionKey, task.FunctionPickle, task.Name, task.Client.ClientId, task.Args, task.Returns.Length, dependencies, CancellationToken.None).ConfigureAwait(false);
+            Store(task, result);
+        }
+        catch (WorkerCrashedException) when (task.Client.IsClosed)
+        {
+            // The job ended and its worker was stopped: nobody waits for this result.
+        }
+        catch (WorkerCrashedException crash)
+        {
+            if (task.MaxRetries < 0 || task.Attempts <= task.MaxRetries)
+            {
+                LogRetry(_logger, task.Name, task.Attempts, crash.Message);
+                retry = true;
+            }
+            else
+            {
+                var error = ServerErrors.Pickle("ray.exceptions", "WorkerCrashedError",
+                    $"The worker died unexpectedly while executing {task.Name} ({crash.Message}); the task was tried {task.Attempts} time(s) (max_retries={task.MaxRetries}).");
+                foreach (var output in task.Returns)
+                {
+                    output.TrySet(error, isError: true);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or IOException or System.ComponentModel.Win32Exception or TimeoutException)
+        {
+            var error = ServerErrors.Pickle("ray.exceptions", "RaySystemError", $"Could not start a Python worker for {task.Name}: {ex.Message}");
+            foreach (var output in task.Returns)
+            {
+                output.TrySet(error, isError: true);
+            }
+        }
+        finally
+        {
+            if (worker is not null)
+            {
+                _pool.Return(worker);
+            }
+
+            lock (_lock)
+            {
+                foreach (var (name, amount) in task.Resources)
+                {
+                    _available[name] += amount;
+                }
+            }
+        }
+
+        if (retry)
+        {
+            lock (_lock)
+            {
+                _queue.AddFirst(task);
+            }
+        }
+        else
+        {
+            Finish(task);
+        }
+
+        Pump();
+    }
+
+    private void Store(TaskSpec task, WorkerResult result)
+    {
+        if (result.IsError)
+        {
+            var error = result.Values[0].ToArray();
+            foreach (var output in task.Returns)
+            {
+                output.TrySet(error, isError: true);
+            }
+
+            return;
+        }
+
+        List<StoredObject>? contained = null;
+        foreach (var (kind, id) in result.Contained)
+        {
+            if (kind == 'O' && _store.TryGet(new RayClient.Session.RayId(id), out var inner))
+            {
+                inner.AddReference();
+                (contained ??= []).Add(inner);
+            }
+        }
+
+        if (result.Values.Count == 1 && task.Returns.Length == 1)
+        {
+            // The frame buffer becomes the object's storage: no copy of the value.
+            var frame = result.DetachFrame();
+            if (!task.Returns[0].TrySet(result.Values[0], isError: false, frame, contained))
+            {
+                ReleaseContained(contained);
+            }
+
+            return;
+        }
+
+        for (var i = 0; i < task.Returns.Length; i++)
+        {
+            task.Returns[i].TrySet(result.Values[i].ToArray(), isError: false, pooled: null, contained: i == 0 ? contained : null);
+        }
+    }
+
+    private void ReleaseContained(List<StoredObject>? contained)
+    {
+        foreach (var inner in contained ?? [])
+        {
+            _store.Release(inner);
+        }
+    }
+
+    private void Finish(TaskSpec task)
+    {
+        Interlocked.Increment(ref _completed);
+        foreach (var held in task.Held)
+        {
+            _store.Release(held);
+        }
+
+        foreach (var output in task.Returns)
+        {
+            _store.Release(output); // the task's own reference; the client's hold keeps it
+        }
+    }
+
+    private static string Describe(IReadOnlyDictionary<string, double> resources) =>
+        string.Join(", ", resources.Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key}={kv.Value:0.###}")));
+
+    [LoggerMessage(EventId = 2001, EventName = "TaskRetry", Level = LogLevel.Warning,
+        Message = "The worker running {Task} died (attempt {Attempt}: {Reason}); retrying.")]
+    private static partial void LogRetry(ILogger logger, string task, int attempt, string reason);
+}

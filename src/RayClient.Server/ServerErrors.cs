@@ -1,0 +1,28 @@
+using Google.Protobuf;
+using Ray.Rpc;
+using RayClient.Serialization;
+
+namespace RayClient.Server;
+
+/// <summary>Error pickles in the shapes Ray's server sends (spec §6.6): <c>REDUCE(class, (message,))</c>.</summary>
+internal static class ServerErrors
+{
+    public static byte[] Pickle(string module, string type, string message) =>
+        PickleWriter.SerializeToArray(new PyReduce(new PyGlobal(module, type), new PyTuple(message)), new PickleWriterOptions { Protocol = 5 });
+
+    public static byte[] ValueError(string message) => Pickle("builtins", "ValueError", message);
+
+    public static byte[] GetTimeout(string message) => Pickle("ray.exceptions", "GetTimeoutError", message);
+}
+
+/// <summary>A task submission the server refuses; the pickled error goes into the ticket.</summary>
+internal sealed class TicketException(byte[] errorPickle) : Exception("ticket error")
+{
+    public byte[] ErrorPickle { get; } = errorPickle;
+}
+
+/// <summary>Ticket helpers.</summary>
+internal static class Ticket
+{
+    public static ClientTaskTicket Error(byte[] pickle) => new() { Valid = false, Error = ByteString.CopyFrom(pickle) };
+}

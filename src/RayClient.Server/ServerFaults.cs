@@ -1,0 +1,63 @@
+using Ray.Rpc;
+
+namespace RayClient.Server;
+
+/// <summary>
+/// Test hooks of the embedded server (Ray's test middleman, spec §11.1): cut every Datapath
+/// stream, drop responses after executing, observe executions. Real faults, not mocks: cutting
+/// aborts the server's HTTP/2 streams.
+/// </summary>
+public sealed class ServerFaults
+{
+    private readonly Lock _lock = new();
+    private readonly HashSet<Action> _streams = [];
+
+    /// <summary>Drops matching responses after the request was executed (the client must replay).</summary>
+    public Func<DataResponse, bool>? DropResponse { get; set; }
+
+    /// <summary>Called right before a put or task is executed.</summary>
+    public Action<DataRequest>? BeforeExecute { get; set; }
+
+    /// <summary>Aborts every open Datapath stream (the clients see a broken stream).</summary>
+    public int CutAllStreams()
+    {
+        Action[] streams;
+        lock (_lock)
+        {
+            streams = [.. _streams];
+        }
+
+        foreach (var stream in streams)
+        {
+            try
+            {
+                stream();
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        }
+
+        return streams.Length;
+    }
+
+    internal void RegisterStream(Action abort)
+    {
+        lock (_lock)
+        {
+            _streams.Add(abort);
+        }
+    }
+
+    internal void UnregisterStream(Action abort)
+    {
+        lock (_lock)
+        {
+            _streams.Remove(abort);
+        }
+    }
+
+    internal bool ShouldDropResponse(DataResponse response) => DropResponse?.Invoke(response) ?? false;
+
+    internal void OnRequestExecuting(DataRequest request) => BeforeExecute?.Invoke(request);
+}

@@ -1,0 +1,240 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Google.Protobuf;
+using Microsoft.Extensions.Logging;
+using RayClient.Serialization;
+using RayClient.Server.Scheduling;
+using RayClient.Server.Storage;
+using RayClient.Server.Workers;
+using RayClient.Session;
+
+namespace RayClient.Server;
+
+/// <summary>Everything the embedded server knows: objects, KV, client sessions, workers, scheduler.</summary>
+internal sealed partial class ServerState : IAsyncDisposable
+{
+    /// <summary>The Ray release whose client-server conventions this server follows (reported in ConnectionInfo).</summary>
+    public const string EmulatedRayVersion = "2.51.0";
+
+    private readonly ConcurrentDictionary<string, ClientSession> _sessions = new(StringComparer.Ordinal);
+    private readonly KvStore _kv = new();
+    private readonly RayClient.Server.RuntimeEnv.PackageCache _packages;
+    private readonly ConcurrentDictionary<string, List<Action<string, int>>> _logSubscribers = new(StringComparer.Ordinal);
+    private long _jobCounter;
+
+    public ServerState(LocalRayServerOptions options, string workDirectory, ILogger logger)
+    {
+        Options = options;
+        WorkDirectory = workDirectory;
+        Logger = logger;
+        var (python, version) = PythonLocator.Resolve(options.PythonExecutable);
+        PythonVersion = version;
+        Store = new ObjectStore();
+        _packages = new RayClient.Server.RuntimeEnv.PackageCache(Path.Combine(workDirectory, "packages"));
+        Pool = new WorkerPool(python, Path.Combine(workDirectory, "worker"), Math.Max(2, (int)Math.Ceiling(options.NumCpus) * 2), OnWorkerOutput);
+        var resources = new Dictionary<string, double>(StringComparer.Ordinal)
+        {
+            ["CPU"] = options.NumCpus,
+            ["GPU"] = options.NumGpus,
+            ["memory"] = 8L * 1024 * 1024 * 1024,
+            ["object_store_memory"] = 2L * 1024 * 1024 * 1024,
+            ["node:127.0.0.1"] = 1,
+            ["node:__internal_head__"] = 1,
+        };
+        foreach (var (name, amount) in options.Resources)
+        {
+            resources[name] = amount;
+        }
+
+        Scheduler = new LocalScheduler(resources, Pool, Store, logger);
+        NodeId = RayId.NewUnique(28, ref _jobCounter).Hex;
+    }
+
+    public LocalRayServerOptions Options { get; }
+
+    public string WorkDirectory { get; }
+
+    public ILogger Logger { get; }
+
+    public string PythonVersion { get; }
+
+    public ObjectStore Store { get; }
+
+    public WorkerPool Pool { get; }
+
+    public LocalScheduler Scheduler { get; }
+
+    public KvStore Kv => _kv;
+
+    public string NodeId { get; }
+
+    public int ClientCount => _sessions.Count(s => !s.Value.IsClosed);
+
+    public TimeSpan DefaultGrace => Options.ReconnectGracePeriod
+        ?? (int.TryParse(Environment.GetEnvironmentVariable("RAY_CLIENT_RECONNECT_GRACE_PERIOD"), out var seconds) && seconds >= 0
+            ? TimeSpan.FromSeconds(seconds)
+            : TimeSpan.FromSeconds(30));
+
+    public bool TryGetSession(string clientId, out ClientSession session) => _sessions.TryGetValue(clientId, out session!) && !session.IsClosed;
+
+    public ClientSession GetOrCreateSession(string clientId)
+    {
+        return _sessions.GetOrAdd(clientId, id =>
+        {
+            var job = Interlocked.Increment(ref _jobCounter);
+            var jobId = BitConverter.GetBytes((int)job);
+            return new ClientSession(id, jobId) { GraceSeconds = (int)DefaultGrace.TotalSeconds };
+        });
+    }
+
+    /// <summary>Ends a client's job now: releases its objects and drops its queued work.</summary>
+    public void CloseSession(ClientSession session)
+    {
+        session.Close(Store);
+        _sessions.TryRemove(new KeyValuePair<string, ClientSession>(session.ClientId, session));
+        _logSubscribers.TryRemove(session.ClientId, out _);
+        Pool.KillWorkersOf(session.ClientId);
+    }
+
+    /// <summary>Sessions that are still open (tests inspect their held objects).</summary>
+    public IReadOnlyCollection<ClientSession> Sessions => _sessions.Values.Where(s => !s.IsClosed).ToList();
+
+    // ------------------------------------------------------------------------------------------
+    // Init: job config and runtime env
+    // ------------------------------------------------------------------------------------------
+
+    /// <summary>Applies the job config of an InitRequest (spec §7): namespace and runtime env.</summary>
+    public async Task InitializeAsync(ClientSession session, ByteString jobConfig, int graceSeconds, CancellationToken cancellationToken)
+    {
+        session.GraceSeconds = Math.Max(0, graceSeconds);
+        var (rayNamespace, runtimeEnv) = JobConfigReader.Read(jobConfig.Memory);
+        session.Namespace = rayNamespace ?? $"anonymous-{Guid.NewGuid():N}";
+        session.RuntimeEnv = runtimeEnv ?? new Dictionary<string, object?>();
+        session.RuntimeEnvJson = JsonSerializer.Serialize(ToJsonValue(session.RuntimeEnv));
+        session.Environment = await ResolveEnvironmentAsync(session.RuntimeEnv, cancellationToken).ConfigureAwait(false);
+        session.Initialized = true;
+    }
+
+    /// <summary>Turns a runtime env dict (URIs only) into a worker environment, unpacking packages once.</summary>
+    public async Task<WorkerEnvironment> ResolveEnvironmentAsync(IReadOnlyDictionary<string, object?> runtimeEnv, CancellationToken cancellationToken)
+    {
+        if (runtimeEnv.Count == 0)
+        {
+            return WorkerEnvironment.Default;
+        }
+
+        string? workingDir = null;
+        if (runtimeEnv.TryGetValue("working_dir", out var wd) && wd is string uri)
+        {
+            workingDir = await _packages.GetWorkingDirAsync(uri, FetchPackageAsync, cancellationToken).ConfigureAwait(false);
+        }
+
+        var sysPath = new List<string>();
+        if (runtimeEnv.TryGetValue("py_modules", out var modules) && modules is System.Collections.IEnumerable list)
+        {
+            foreach (var module in list)
+            {
+                if (module is string moduleUri)
+                {
+                    sysPath.Add(await _packages.GetPyModuleSysPathAsync(moduleUri, FetchPackageAsync, cancellationToken).ConfigureAwait(false));
+                }
+            }
+        }
+
+        var envVars = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        if (runtimeEnv.TryGetValue("env_vars", out var vars) && vars is System.Collections.IDictionary dict)
+        {
+            foreach (System.Collections.DictionaryEntry entry in dict)
+            {
+                envVars[Convert.ToString(entry.Key, System.Globalization.CultureInfo.InvariantCulture)!] =
+                    Convert.ToString(entry.Value, System.Globalization.CultureInfo.InvariantCulture) ?? string.Empty;
+            }
+        }
+
+        var key = JsonSerializer.Serialize(new { workingDir, sysPath, envVars });
+        return new WorkerEnvironment(key, workingDir, sysPath, envVars);
+    }
+
+    /// <summary>Packages live in the KV store under their URI, default namespace (spec §8.6).</summary>
+    private Task<byte[]?> FetchPackageAsync(string uri, CancellationToken cancellationToken) =>
+        Task.FromResult(_kv.Get(System.Text.Encoding.UTF8.GetBytes(uri), null));
+
+    internal static object? ToJsonValue(object? value) => value switch
+    {
+        null or string or bool or int or long or double => value,
+        System.Numerics.BigInteger big => (double)big,
+        byte[] bytes => Convert.ToBase64String(bytes),
+        System.Collections.IDictionary dict => Entries(dict)
+            .ToDictionary(e => Convert.ToString(e.Key, System.Globalization.CultureInfo.InvariantCulture)!, e => ToJsonValue(e.Value)),
+        System.Collections.IEnumerable items => items.Cast<object?>().Select(ToJsonValue).ToList(),
+        _ => value.ToString(),
+    };
+
+    /// <summary>A dictionary's entries (Cast&lt;DictionaryEntry&gt; fails on generic dictionaries, which enumerate KeyValuePairs).</summary>
+    internal static IEnumerable<System.Collections.DictionaryEntry> Entries(System.Collections.IDictionary dict)
+    {
+        var enumerator = dict.GetEnumerator();
+        while (enumerator.MoveNext())
+        {
+            yield return enumerator.Entry;
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Logs
+    // ------------------------------------------------------------------------------------------
+    public IDisposable SubscribeLogs(string clientId, Action<string, int> sink)
+    {
+        var list = _logSubscribers.GetOrAdd(clientId, _ => []);
+        lock (list)
+        {
+            list.Add(sink);
+        }
+
+        return new Unsubscriber(() =>
+        {
+            lock (list)
+            {
+                list.Remove(sink);
+            }
+        });
+    }
+
+    private void OnWorkerOutput(WorkerProcess worker, string line)
+    {
+        var clientId = worker.CurrentClientId;
+        if (clientId is null || !_logSubscribers.TryGetValue(clientId, out var list))
+        {
+            return;
+        }
+
+        Action<string, int>[] sinks;
+        lock (list)
+        {
+            sinks = [.. list];
+        }
+
+        var text = $"({worker.CurrentTaskName ?? "worker"} pid={worker.Pid}) {line}\n";
+        foreach (var sink in sinks)
+        {
+            sink(text, -2);
+        }
+    }
+
+    private sealed class Unsubscriber(Action dispose) : IDisposable
+    {
+        public void Dispose() => dispose();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var session in _sessions.Values)
+        {
+            session.PendingCleanup?.Cancel();
+            session.Close(Store);
+        }
+
+        _sessions.Clear();
+        await Pool.DisposeAsync().ConfigureAwait(false);
+    }
+}

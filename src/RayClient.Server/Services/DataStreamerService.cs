@@ -1,0 +1,467 @@
+using System.Buffers;
+using System.Threading.Channels;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using Ray.Rpc;
+using RayClient.Serialization;
+using RayClient.Server.Scheduling;
+using RayClient.Server.Storage;
+using RayClient.Session;
+
+namespace RayClient.Server.Services;
+
+/// <summary>
+/// The Datapath (Ray: <c>python/ray/util/client/server/dataservicer.py</c>): requests of one
+/// stream are processed strictly in arrival order; async gets answer later on the same stream;
+/// cacheable responses are kept until acknowledged so a replay after a reconnect is answered
+/// without running anything twice.
+/// </summary>
+internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDataStreamerBase
+{
+    private const int ChunkSize = 5 * 1024 * 1024;
+    private static readonly WriteOptions BufferHint = new(WriteFlags.BufferHint);
+
+    private readonly ServerState _state;
+    private readonly ServerFaults _faults;
+    private readonly ILogger _logger;
+
+    public DataStreamerService(ServerState state, ServerFaults faults)
+    {
+        _state = state;
+        _faults = faults;
+        _logger = state.Logger;
+    }
+
+    public override async Task Datapath(IAsyncStreamReader<DataRequest> requestStream, IServerStreamWriter<DataResponse> responseStream, ServerCallContext context)
+    {
+        var clientId = context.RequestHeaders.GetValue("client_id");
+        if (string.IsNullOrEmpty(clientId))
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "The Datapath needs the 'client_id' metadata (32 hex digits), as Ray clients send it."));
+        }
+
+        var reconnectingText = context.RequestHeaders.GetValue("reconnecting");
+        var reconnecting = reconnectingText == "True";
+        if (reconnectingText is not null and not ("True" or "False"))
+        {
+            LogBadReconnecting(_logger, reconnectingText);
+        }
+
+        ClientSession session;
+        if (reconnecting)
+        {
+            if (!_state.TryGetSession(clientId, out session))
+            {
+                throw new RpcException(new Status(StatusCode.NotFound, "Attempted to reconnect to a session that has already been cleaned up."));
+            }
+        }
+        else
+        {
+            session = _state.GetOrCreateSession(clientId);
+        }
+
+        session.PendingCleanup?.Cancel();
+        session.PendingCleanup = null;
+        var generation = Interlocked.Increment(ref session.StreamGeneration);
+        using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
+        var httpContext = context.GetHttpContext();
+        Action abort = () =>
+        {
+            streamCts.Cancel();
+            httpContext.Abort(); // a real RST_STREAM for the client, not a clean end
+        };
+        _faults.RegisterStream(abort);
+        var outbound = Channel.CreateUnbounded<DataResponse>();
+        var writer = WriteLoopAsync(outbound.Reader, responseStream, streamCts.Token);
+        var graceful = false;
+        try
+        {
+            while (await requestStream.MoveNext(streamCts.Token).ConfigureAwait(false))
+            {
+                var request = requestStream.Current;
+                if (request.TypeCase == DataRequest.TypeOneofCase.ConnectionCleanup)
+                {
+                    graceful = true;
+                    outbound.Writer.TryWrite(new DataResponse { ReqId = request.ReqId, ConnectionCleanup = new ConnectionCleanupResponse() });
+                    continue;
+                }
+
+                await HandleAsync(session, request, outbound.Writer, streamCts.Token).ConfigureAwait(false);
+            }
+        }
+        catch (InvalidOperationException ex)
+        {
+            // Protocol violations Ray answers by failing the stream (unrecoverable for the client).
+            LogProtocolError(_logger, clientId, ex.Message);
+            outbound.Writer.TryComplete();
+            await streamCts.CancelAsync().ConfigureAwait(false);
+            _state.CloseSession(session);
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, ex.Message));
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException || (ex is RpcException && context.CancellationToken.IsCancellationRequested))
+        {
+            // The connection broke; the session waits for a reconnect below.
+        }
+        finally
+        {
+            outbound.Writer.TryComplete();
+            _faults.UnregisterStream(abort);
+        }
+
+        try
+        {
+            await writer.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException)
+        {
+        }
+
+        if (generation == Volatile.Read(ref session.StreamGeneration))
+        {
+            ScheduleCleanup(session, graceful || session.GraceSeconds <= 0);
+        }
+    }
+
+    /// <summary>
+    /// After a stream ends: a graceful disconnect cleans up at once; otherwise the session waits
+    /// the grace period for a reconnect on a timer (not inside the handler, unlike Ray, spec §12.8).
+    /// </summary>
+    private void ScheduleCleanup(ClientSession session, bool now)
+    {
+        if (now)
+        {
+            _state.CloseSession(session);
+            return;
+        }
+
+        var cts = new CancellationTokenSource();
+        session.PendingCleanup = cts;
+        var generation = Volatile.Read(ref session.StreamGeneration);
+        _ = Task.Delay(TimeSpan.FromSeconds(session.GraceSeconds), _state.Options.TimeProvider, cts.Token).ContinueWith(
+            t =>
+            {
+                if (!t.IsCanceled && generation == Volatile.Read(ref session.StreamGeneration))
+                {
+                    LogGraceExpired(_logger, session.ClientId, session.GraceSeconds);
+                    _state.CloseSession(session);
+                }
+            },
+            TaskScheduler.Default);
+    }
+
+    private async Task WriteLoopAsync(ChannelReader<DataResponse> reader, IServerStreamWriter<DataResponse> stream, CancellationToken cancellationToken)
+    {
+        while (await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (reader.TryRead(out var response))
+            {
+                if (_faults.ShouldDropResponse(response))
+                {
+                    continue;
+                }
+
+                stream.WriteOptions = reader.Count > 0 ? BufferHint : null;
+                await stream.WriteAsync(response, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task HandleAsync(ClientSession session, DataRequest request, ChannelWriter<DataResponse> output, CancellationToken cancellationToken)
+    {
+        switch (request.TypeCase)
+        {
+            case DataRequest.TypeOneofCase.Acknowledge:
+                session.Cache.Acknowledge(request.Acknowledge.ReqId);
+                return;
+            case DataRequest.TypeOneofCase.Get:
+                HandleAsyncGet(session, request, output);
+                return;
+            case DataRequest.TypeOneofCase.Put:
+            case DataRequest.TypeOneofCase.Task:
+                await HandleChunkedAsync(session, request, output, cancellationToken).ConfigureAwait(false);
+                return;
+        }
+
+        await RespondCachedAsync(session, request, output, () => ExecuteAsync(session, request, cancellationToken)).ConfigureAwait(false);
+    }
+
+    /// <summary>Answers a cacheable request from the response cache, or executes and caches it.</summary>
+    private static async Task RespondCachedAsync(ClientSession session, DataRequest request, ChannelWriter<DataResponse> output, Func<Task<DataResponse>> execute)
+    {
+        if (session.GraceSeconds <= 0)
+        {
+            output.TryWrite(await execute().ConfigureAwait(false));
+            return;
+        }
+
+        var earlier = session.Cache.TryBegin(request.ReqId);
+        if (earlier is not null)
+        {
+            output.TryWrite(await earlier.ConfigureAwait(false));
+            return;
+        }
+
+        var response = await execute().ConfigureAwait(false);
+        session.Cache.Complete(request.ReqId, response);
+        output.TryWrite(response);
+    }
+
+    private async Task<DataResponse> ExecuteAsync(ClientSession session, DataRequest request, CancellationToken cancellationToken)
+    {
+        var response = new DataResponse { ReqId = request.ReqId };
+        switch (request.TypeCase)
+        {
+            case DataRequest.TypeOneofCase.Init:
+                try
+                {
+                    await _state.InitializeAsync(session, request.Init.JobConfig, request.Init.ReconnectGracePeriod, cancellationToken).ConfigureAwait(false);
+                    response.Init = new InitResponse { Ok = true };
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    response.Init = new InitResponse { Ok = false, Msg = $"Call to `ray.init()` on the server failed with: {ex.Message}" };
+                }
+
+                break;
+            case DataRequest.TypeOneofCase.ConnectionInfo:
+                response.ConnectionInfo = new ConnectionInfoResponse
+                {
+                    NumClients = _state.ClientCount,
+                    RayVersion = _state.Options.ReportedRayVersion,
+                    RayCommit = "rayclient-embedded-server",
+                    PythonVersion = _state.PythonVersion,
+                };
+                break;
+            case DataRequest.TypeOneofCase.Release:
+                var release = new ReleaseResponse();
+                foreach (var id in request.Release.Ids)
+                {
+                    release.Ok.Add(session.Release(new RayId(id.ToByteArray()), _state.Store));
+                }
+
+                response.Release = release;
+                break;
+            case DataRequest.TypeOneofCase.PrepRuntimeEnv:
+                response.PrepRuntimeEnv = new PrepRuntimeEnvResponse();
+                break;
+            case DataRequest.TypeOneofCase.Terminate:
+                response.Terminate = new TerminateResponse { Ok = true };
+                break;
+            case DataRequest.TypeOneofCase.ListNamedActors:
+                response.ListNamedActors = new ClientListNamedActorsResponse { ActorsJson = "[]" };
+                break;
+            default:
+                throw new InvalidOperationException($"Unsupported Datapath request type {request.TypeCase}.");
+        }
+
+        return response;
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Puts and tasks
+    // ------------------------------------------------------------------------------------------
+    private async Task HandleChunkedAsync(ClientSession session, DataRequest request, ChannelWriter<DataResponse> output, CancellationToken cancellationToken)
+    {
+        var isPut = request.TypeCase == DataRequest.TypeOneofCase.Put;
+        var chunkId = isPut ? request.Put.ChunkId : request.Task.ChunkId;
+        var totalChunks = isPut ? request.Put.TotalChunks : request.Task.TotalChunks;
+        var isFinal = chunkId + 1 == totalChunks;
+
+        // A replayed request already executed: skip its chunks, re-send the cached answer.
+        if (session.GraceSeconds > 0 && session.Cache.Peek(request.ReqId) is { } earlier)
+        {
+            if (isFinal)
+            {
+                output.TryWrite(await earlier.ConfigureAwait(false));
+            }
+
+            return;
+        }
+
+        var collector = isPut ? session.PutChunks : session.TaskChunks;
+        var assembled = collector.Add(request.ReqId, chunkId, totalChunks, isPut ? request.Put.Data : request.Task.Data);
+        if (assembled is not { } payload)
+        {
+            return;
+        }
+
+        _faults.OnRequestExecuting(request);
+        var response = isPut ? ExecutePut(session, request, payload) : ExecuteTask(session, request, payload);
+        if (session.GraceSeconds > 0)
+        {
+            session.Cache.Store(request.ReqId, response);
+        }
+
+        output.TryWrite(response);
+    }
+
+    private DataResponse ExecutePut(ClientSession session, DataRequest request, (ReadOnlyMemory<byte> Data, byte[]? Pooled) payload)
+    {
+        var entry = _state.Store.Create();
+        session.Hold(entry);
+        var contained = RefScanner.FindHeld(session, payload.Data, out _);
+        entry.TrySet(payload.Data, isError: false, payload.Pooled, contained);
+        Interlocked.Increment(ref _puts);
+        return new DataResponse { ReqId = request.ReqId, Put = new PutResponse { Id = UnsafeByteOperations.UnsafeWrap(entry.Id.Bytes), Valid = true } };
+    }
+
+    private long _puts;
+
+    private DataResponse ExecuteTask(ClientSession session, DataRequest request, (ReadOnlyMemory<byte> Data, byte[]? Pooled) payload)
+    {
+        var task = request.Task;
+        var response = new DataResponse { ReqId = request.ReqId };
+        try
+        {
+            response.TaskTicket = task.Type switch
+            {
+                ClientTask.Types.RemoteExecType.Function => ScheduleFunction(session, task, payload.Data),
+                _ => Ticket.Error(ServerErrors.Pickle("builtins", "NotImplementedError",
+                    $"The embedded server does not run {task.Type} requests yet.")),
+            };
+        }
+        catch (TicketException ex)
+        {
+            response.TaskTicket = Ticket.Error(ex.ErrorPickle);
+        }
+
+        return response;
+    }
+
+    private ClientTaskTicket ScheduleFunction(ClientSession session, ClientTask task, ReadOnlyMemory<byte> args)
+    {
+        if (!session.TryGetObject(new RayId(task.PayloadId.ToByteArray()), out var function) || !function.IsReady || function.IsError)
+        {
+            throw new TicketException(ServerErrors.ValueError($"The function payload {Convert.ToHexStringLower(task.PayloadId.Span)} is not an object of client {session.ClientId}."));
+        }
+
+        var options = TaskOptionsReader.Read(task.Options?.PickledOptions);
+        var numReturns = options.NumReturns;
+        var demand = options.Resources(defaultCpus: 1);
+        if (_state.Scheduler.CheckFeasible(demand) is { } infeasible)
+        {
+            throw new TicketException(ServerErrors.Pickle("builtins", "ValueError", $"Cannot schedule {task.Name}: {infeasible}"));
+        }
+
+        var held = RefScanner.FindHeld(session, args, out var topLevel);
+        var environment = session.Environment;
+        if (options.RuntimeEnv is { Count: > 0 } taskEnv)
+        {
+            var merged = RuntimeEnvMerge.Merge(session.RuntimeEnv, taskEnv);
+            environment = _state.ResolveEnvironmentAsync(merged, CancellationToken.None).GetAwaiter().GetResult();
+        }
+
+        var returns = new StoredObject[numReturns];
+        var ticket = new ClientTaskTicket { Valid = true };
+        for (var i = 0; i < numReturns; i++)
+        {
+            returns[i] = _state.Store.Create();
+            session.Hold(returns[i]);
+            returns[i].AddReference(); // the task's own, dropped when it finishes
+            ticket.ReturnIds.Add(UnsafeByteOperations.UnsafeWrap(returns[i].Id.Bytes));
+        }
+
+        _state.Scheduler.Submit(new TaskSpec
+        {
+            Client = session,
+            Name = string.IsNullOrEmpty(options.Name) ? task.Name : options.Name,
+            FunctionKey = function.Id.Hex,
+            FunctionPickle = function.Data,
+            Args = args,
+            Returns = returns,
+            Dependencies = topLevel,
+            Held = held,
+            Resources = demand,
+            MaxRetries = options.MaxRetries ?? 3,
+            Environment = environment,
+        });
+        return ticket;
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Async gets
+    // ------------------------------------------------------------------------------------------
+    private void HandleAsyncGet(ClientSession session, DataRequest request, ChannelWriter<DataResponse> output)
+    {
+        var get = request.Get;
+        if (!get.Asynchronous)
+        {
+            // Ray's server dies on a synchronous get on the Datapath; say what to use instead.
+            output.TryWrite(new DataResponse { ReqId = request.ReqId, Get = new GetResponse { Valid = false, Error = ByteString.CopyFrom(ServerErrors.ValueError("Synchronous gets go through the GetObject RPC, not the Datapath.")) } });
+            return;
+        }
+
+        if (get.Ids.Count != 1)
+        {
+            throw new InvalidOperationException($"An asynchronous get must name exactly one object, not {get.Ids.Count}.");
+        }
+
+        var id = new RayId(get.Ids[0].ToByteArray());
+        if (!session.TryGetObject(id, out var entry))
+        {
+            output.TryWrite(new DataResponse
+            {
+                ReqId = request.ReqId,
+                Get = new GetResponse { Valid = false, Error = ByteString.CopyFrom(ServerErrors.ValueError($"ClientObjectRef with id {id.Hex} not found for client {session.ClientId}")) },
+            });
+            return;
+        }
+
+        entry.AddReference(); // keep the bytes while they are being sent
+        var start = get.StartChunkId;
+        if (entry.IsReady)
+        {
+            SendObject(request.ReqId, entry, start, output);
+            return;
+        }
+
+        _ = entry.Ready.ContinueWith(_ => SendObject(request.ReqId, entry, start, output), TaskScheduler.Default);
+    }
+
+    private void SendObject(int reqId, StoredObject entry, int startChunk, ChannelWriter<DataResponse> output)
+    {
+        try
+        {
+            // Async-get payloads are the single value; an error travels as a valid value that
+            // unpickles to the exception (spec §3.5).
+            foreach (var chunk in Chunks(entry.Data, startChunk))
+            {
+                output.TryWrite(new DataResponse { ReqId = reqId, Get = chunk });
+            }
+        }
+        finally
+        {
+            _state.Store.Release(entry);
+        }
+    }
+
+    internal static IEnumerable<GetResponse> Chunks(ReadOnlyMemory<byte> data, int startChunk)
+    {
+        var total = Math.Max(1, (data.Length + ChunkSize - 1) / ChunkSize);
+        for (var i = startChunk; i < total; i++)
+        {
+            var offset = i * ChunkSize;
+            yield return new GetResponse
+            {
+                Valid = true,
+                Data = UnsafeByteOperations.UnsafeWrap(data.Slice(offset, Math.Min(ChunkSize, data.Length - offset))),
+                ChunkId = i,
+                TotalChunks = total,
+                TotalSize = (ulong)data.Length,
+            };
+        }
+    }
+
+    [LoggerMessage(EventId = 2100, EventName = "BadReconnectingMetadata", Level = LogLevel.Error,
+        Message = "The 'reconnecting' metadata is '{Value}', not True/False; treating it as False.")]
+    private static partial void LogBadReconnecting(ILogger logger, string value);
+
+    [LoggerMessage(EventId = 2101, EventName = "ProtocolError", Level = LogLevel.Error,
+        Message = "Client {ClientId} broke the protocol: {Reason}")]
+    private static partial void LogProtocolError(ILogger logger, string clientId, string reason);
+
+    [LoggerMessage(EventId = 2102, EventName = "GraceExpired", Level = LogLevel.Information,
+        Message = "Client {ClientId} did not reconnect within {Grace} s; its session was cleaned up.")]
+    private static partial void LogGraceExpired(ILogger logger, string clientId, int grace);
+}

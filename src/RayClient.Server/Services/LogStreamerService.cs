@@ -1,0 +1,60 @@
+using System.Threading.Channels;
+using Grpc.Core;
+using Ray.Rpc;
+
+namespace RayClient.Server.Services;
+
+/// <summary>
+/// Forwards what a client's tasks print (worker stderr/stdout) as <c>LogData</c> with level -2
+/// (Ray: <c>logservicer.py</c>, spec §10). Settings requests switch forwarding on and off.
+/// </summary>
+internal sealed class LogStreamerService : RayletLogStreamer.RayletLogStreamerBase
+{
+    private readonly ServerState _state;
+
+    public LogStreamerService(ServerState state) => _state = state;
+
+    public override async Task Logstream(IAsyncStreamReader<LogSettingsRequest> requestStream, IServerStreamWriter<LogData> responseStream, ServerCallContext context)
+    {
+        var clientId = context.RequestHeaders.GetValue("client_id");
+        if (string.IsNullOrEmpty(clientId))
+        {
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, "Missing 'client_id' metadata."));
+        }
+
+        var lines = Channel.CreateBounded<LogData>(new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
+        var enabled = false;
+        using var subscription = _state.SubscribeLogs(clientId, (text, level) =>
+        {
+            if (Volatile.Read(ref enabled))
+            {
+                lines.Writer.TryWrite(new LogData { Msg = text, Level = level, Name = level == -1 ? "stdout" : "stderr" });
+            }
+        });
+        var settings = Task.Run(async () =>
+        {
+            while (await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
+            {
+                Volatile.Write(ref enabled, requestStream.Current.Enabled);
+            }
+        });
+        try
+        {
+            await foreach (var line in lines.Reader.ReadAllAsync(context.CancellationToken).ConfigureAwait(false))
+            {
+                await responseStream.WriteAsync(line, context.CancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        try
+        {
+            await settings.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or RpcException)
+        {
+        }
+    }
+}

@@ -1,0 +1,188 @@
+using System.Reflection;
+
+namespace RayClient.Server.Workers;
+
+/// <summary>
+/// Python worker processes, pooled per runtime environment. The scheduler bounds how many run
+/// tasks at once (one per CPU in use); the pool keeps idle ones warm and retires surplus idle
+/// workers of other environments.
+/// </summary>
+internal sealed class WorkerPool : IAsyncDisposable
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, Stack<WorkerProcess>> _idle = new(StringComparer.Ordinal);
+    private readonly HashSet<WorkerProcess> _all = [];
+    private readonly Action<WorkerProcess, string> _onOutput;
+    private readonly int _maxIdle;
+    private readonly string _script;
+    private bool _disposed;
+
+    public WorkerPool(string python, string workDirectory, int maxIdle, Action<WorkerProcess, string> onOutput)
+    {
+        Python = python;
+        _maxIdle = Math.Max(1, maxIdle);
+        _onOutput = onOutput;
+        _script = ExtractScript(workDirectory);
+    }
+
+    public string Python { get; }
+
+    /// <summary>Worker processes started since the pool was created (a measure of process churn).</summary>
+    public int Started { get; private set; }
+
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _all.Count;
+            }
+        }
+    }
+
+    /// <summary>Live workers, for tests that kill one.</summary>
+    public IReadOnlyList<WorkerProcess> Snapshot()
+    {
+        lock (_lock)
+        {
+            return [.. _all];
+        }
+    }
+
+    /// <summary>Kills the workers running tasks of a job that ended (Ray ends a job's work with the job).</summary>
+    public int KillWorkersOf(string clientId)
+    {
+        List<WorkerProcess> victims;
+        lock (_lock)
+        {
+            victims = _all.Where(w => w.CurrentClientId == clientId).ToList();
+        }
+
+        foreach (var victim in victims)
+        {
+            victim.Kill();
+        }
+
+        return victims.Count;
+    }
+
+    public async Task<WorkerProcess> AcquireAsync(WorkerEnvironment environment, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_idle.TryGetValue(environment.Key, out var stack))
+            {
+                while (stack.TryPop(out var idle))
+                {
+                    if (idle.IsAlive)
+                    {
+                        return idle;
+                    }
+
+                    _all.Remove(idle);
+                }
+            }
+        }
+
+        var worker = await WorkerProcess.StartAsync(Python, _script, environment, _onOutput, cancellationToken).ConfigureAwait(false);
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                _ = worker.DisposeAsync().AsTask();
+                throw new ObjectDisposedException(nameof(WorkerPool));
+            }
+
+            _all.Add(worker);
+            Started++;
+        }
+
+        return worker;
+    }
+
+    public void Return(WorkerProcess worker)
+    {
+        WorkerProcess? retire = null;
+        lock (_lock)
+        {
+            if (_disposed || !worker.IsAlive)
+            {
+                _all.Remove(worker);
+                retire = worker;
+            }
+            else
+            {
+                worker.CurrentClientId = null;
+                worker.CurrentTaskName = null;
+                if (!_idle.TryGetValue(worker.Environment.Key, out var stack))
+                {
+                    _idle[worker.Environment.Key] = stack = new Stack<WorkerProcess>();
+                }
+
+                stack.Push(worker);
+                retire = TrimIdle(worker.Environment.Key);
+            }
+        }
+
+        if (retire is not null)
+        {
+            _ = retire.DisposeAsync().AsTask();
+        }
+    }
+
+    /// <summary>Retires one idle worker of another environment when too many are idle.</summary>
+    private WorkerProcess? TrimIdle(string keep)
+    {
+        var idleCount = _idle.Values.Sum(s => s.Count);
+        if (idleCount <= _maxIdle)
+        {
+            return null;
+        }
+
+        foreach (var (key, stack) in _idle)
+        {
+            if (key != keep && stack.TryPop(out var victim))
+            {
+                _all.Remove(victim);
+                return victim;
+            }
+        }
+
+        return null;
+    }
+
+    private static string ExtractScript(string workDirectory)
+    {
+        using var resource = Assembly.GetExecutingAssembly().GetManifestResourceStream("RayClient.Server.ray_worker.py")
+            ?? throw new InvalidOperationException("The worker script is missing from RayClient.Server.");
+        Directory.CreateDirectory(workDirectory);
+        var path = Path.Combine(workDirectory, "ray_worker.py");
+        using (var file = File.Create(path))
+        {
+            resource.CopyTo(file);
+        }
+
+        return path;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        List<WorkerProcess> all;
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            all = [.. _all];
+            _all.Clear();
+            _idle.Clear();
+        }
+
+        await Task.WhenAll(all.Select(w => w.DisposeAsync().AsTask())).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,423 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+
+namespace RayClient.Server.Workers;
+
+/// <summary>The environment a worker process runs in; workers of different environments never share a process.</summary>
+/// <param name="Key">Identity of the environment (equal keys may share workers).</param>
+/// <param name="WorkingDirectory">Unpacked working_dir, the process's current directory and first on sys.path.</param>
+/// <param name="SysPath">Extra import paths (py_modules), in order.</param>
+/// <param name="EnvironmentVariables">env_vars of the runtime env.</param>
+internal sealed record WorkerEnvironment(
+    string Key,
+    string? WorkingDirectory,
+    IReadOnlyList<string> SysPath,
+    IReadOnlyDictionary<string, string> EnvironmentVariables)
+{
+    public static readonly WorkerEnvironment Default = new("default", null, [], new Dictionary<string, string>());
+}
+
+/// <summary>What a worker returned for one task.</summary>
+internal sealed class WorkerResult : IDisposable
+{
+    private byte[]? _frame;
+
+    public WorkerResult(bool isError, IReadOnlyList<ReadOnlyMemory<byte>> values, IReadOnlyList<(char Kind, byte[] Id)> contained, byte[] frame)
+    {
+        IsError = isError;
+        Values = values;
+        Contained = contained;
+        _frame = frame;
+    }
+
+    /// <summary>True when <see cref="Values"/> holds one error pickle (a RayTaskError).</summary>
+    public bool IsError { get; }
+
+    /// <summary>One pickle per return value (slices of the received frame).</summary>
+    public IReadOnlyList<ReadOnlyMemory<byte>> Values { get; }
+
+    /// <summary>Refs pickled inside the values.</summary>
+    public IReadOnlyList<(char Kind, byte[] Id)> Contained { get; }
+
+    /// <summary>Hands the frame buffer (which <see cref="Values"/> slice) to a new owner.</summary>
+    public byte[]? DetachFrame() => Interlocked.Exchange(ref _frame, null);
+
+    public void Dispose()
+    {
+        var frame = DetachFrame();
+        if (frame is not null)
+        {
+            ArrayPool<byte>.Shared.Return(frame);
+        }
+    }
+}
+
+/// <summary>A worker process died while it was running a task.</summary>
+internal sealed class WorkerCrashedException(string message) : Exception(message);
+
+/// <summary>
+/// One <c>python3 ray_worker.py</c> process, driven over stdin/stdout with length-prefixed frames
+/// (the layout is documented at the top of ray_worker.py). User output arrives on stderr.
+/// </summary>
+internal sealed class WorkerProcess : IAsyncDisposable
+{
+    private const byte KindReady = 0;
+    private const byte KindExec = 1;
+    private const byte KindShutdown = 9;
+
+    private readonly Process _process;
+    private readonly Stream _input;
+    private readonly Stream _output;
+    private readonly ConcurrentDictionary<ulong, TaskCompletionSource<WorkerResult>> _pending = new();
+    private readonly TaskCompletionSource<string> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly Action<WorkerProcess, string> _onOutput;
+    private readonly Task _readLoop;
+    private readonly Task _stderrLoop;
+    private ulong _nextSeq;
+    private volatile bool _dead;
+
+    private WorkerProcess(Process process, WorkerEnvironment environment, Action<WorkerProcess, string> onOutput)
+    {
+        _process = process;
+        Environment = environment;
+        _onOutput = onOutput;
+        _input = process.StandardInput.BaseStream;
+        _output = new BufferedStream(process.StandardOutput.BaseStream, 64 * 1024);
+        Pid = process.Id;
+        _readLoop = Task.Run(ReadLoopAsync);
+        _stderrLoop = Task.Run(StderrLoopAsync);
+    }
+
+    public int Pid { get; }
+
+    public WorkerEnvironment Environment { get; }
+
+    public bool IsAlive => !_dead;
+
+    /// <summary>The client whose task runs now, for attributing printed output.</summary>
+    public string? CurrentClientId { get; set; }
+
+    /// <summary>Name of the task running now, for log prefixes.</summary>
+    public string? CurrentTaskName { get; set; }
+
+    public static async Task<WorkerProcess> StartAsync(
+        string python, string script, WorkerEnvironment environment, Action<WorkerProcess, string> onOutput, CancellationToken cancellationToken)
+    {
+        var info = new ProcessStartInfo(python)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = environment.WorkingDirectory ?? System.Environment.CurrentDirectory,
+        };
+        info.ArgumentList.Add("-u");
+        info.ArgumentList.Add(script);
+        foreach (var (key, value) in environment.EnvironmentVariables)
+        {
+            info.Environment[key] = value;
+        }
+
+        info.Environment["PYTHONUNBUFFERED"] = "1";
+        if (environment.WorkingDirectory is not null)
+        {
+            info.Environment["RAYCLIENT_WORKING_DIR"] = environment.WorkingDirectory;
+        }
+
+        var sysPath = new List<string>();
+        if (environment.WorkingDirectory is not null)
+        {
+            sysPath.Add(environment.WorkingDirectory);
+        }
+
+        sysPath.AddRange(environment.SysPath);
+        info.Environment["RAYCLIENT_SYS_PATH"] = string.Join(Path.PathSeparator, sysPath);
+
+        var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start the Python worker '{python}'.");
+        var worker = new WorkerProcess(process, environment, onOutput);
+        try
+        {
+            await worker._ready.Task.WaitAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await worker.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        return worker;
+    }
+
+    /// <summary>Runs one function call and returns its result frame.</summary>
+    public async Task<WorkerResult> ExecuteAsync(
+        string functionKey,
+        ReadOnlyMemory<byte> functionPickle,
+        string name,
+        string clientId,
+        ReadOnlyMemory<byte> args,
+        int numReturns,
+        IReadOnlyList<(byte[] Id, ReadOnlyMemory<byte> Value)> dependencies,
+        CancellationToken cancellationToken)
+    {
+        if (_dead)
+        {
+            throw new WorkerCrashedException($"Worker process {Pid} is not running.");
+        }
+
+        var seq = Interlocked.Increment(ref _nextSeq);
+        var completion = new TaskCompletionSource<WorkerResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _pending[seq] = completion;
+        var blobs = new List<ReadOnlyMemory<byte>>(6 + (2 * dependencies.Count))
+        {
+            Encoding.UTF8.GetBytes(functionKey),
+            functionPickle,
+            Encoding.UTF8.GetBytes(name),
+            Encoding.UTF8.GetBytes(clientId),
+            args,
+            Encoding.ASCII.GetBytes(numReturns.ToString(CultureInfo.InvariantCulture)),
+        };
+        foreach (var (id, value) in dependencies)
+        {
+            blobs.Add(id);
+            blobs.Add(value);
+        }
+
+        try
+        {
+            await WriteFrameAsync(KindExec, seq, blobs, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+            _pending.TryRemove(seq, out _);
+            throw new WorkerCrashedException($"Worker process {Pid} exited before it took the task ({ex.Message}).");
+        }
+
+        if (_dead && _pending.TryRemove(seq, out _))
+        {
+            throw new WorkerCrashedException($"Worker process {Pid} exited.");
+        }
+
+        return await completion.Task.ConfigureAwait(false);
+    }
+
+    private async Task WriteFrameAsync(byte kind, ulong seq, IReadOnlyList<ReadOnlyMemory<byte>> blobs, CancellationToken cancellationToken)
+    {
+        long length = 9;
+        foreach (var blob in blobs)
+        {
+            length += 4 + blob.Length;
+        }
+
+        // Small pieces are gathered into one pooled buffer; large blobs go to the pipe as they are.
+        const int LargeBlob = 256 * 1024;
+        var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        var used = 0;
+        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(buffer.AsSpan(0), checked((uint)length));
+            buffer[4] = kind;
+            BinaryPrimitives.WriteUInt64LittleEndian(buffer.AsSpan(5), seq);
+            used = 13;
+            foreach (var blob in blobs)
+            {
+                if (buffer.Length - used < 4)
+                {
+                    await _input.WriteAsync(buffer.AsMemory(0, used), cancellationToken).ConfigureAwait(false);
+                    used = 0;
+                }
+
+                BinaryPrimitives.WriteUInt32LittleEndian(buffer.AsSpan(used), (uint)blob.Length);
+                used += 4;
+                if (blob.Length >= LargeBlob || blob.Length > buffer.Length - used)
+                {
+                    await _input.WriteAsync(buffer.AsMemory(0, used), cancellationToken).ConfigureAwait(false);
+                    used = 0;
+                    await _input.WriteAsync(blob, cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    blob.Span.CopyTo(buffer.AsSpan(used));
+                    used += blob.Length;
+                }
+            }
+
+            if (used > 0)
+            {
+                await _input.WriteAsync(buffer.AsMemory(0, used), cancellationToken).ConfigureAwait(false);
+            }
+
+            await _input.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeLock.Release();
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private async Task ReadLoopAsync()
+    {
+        var header = new byte[14];
+        try
+        {
+            while (true)
+            {
+                await _output.ReadExactlyAsync(header.AsMemory(0, 4)).ConfigureAwait(false);
+                var length = (int)BinaryPrimitives.ReadUInt32LittleEndian(header);
+                var frame = ArrayPool<byte>.Shared.Rent(length);
+                await _output.ReadExactlyAsync(frame.AsMemory(0, length)).ConfigureAwait(false);
+                var kind = frame[0];
+                var seq = BinaryPrimitives.ReadUInt64LittleEndian(frame.AsSpan(1));
+                var status = frame[9];
+                var blobs = new List<ReadOnlyMemory<byte>>();
+                var position = 10;
+                while (position < length)
+                {
+                    var size = (int)BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(position));
+                    position += 4;
+                    blobs.Add(frame.AsMemory(position, size));
+                    position += size;
+                }
+
+                if (kind == KindReady)
+                {
+                    _ready.TrySetResult(Encoding.UTF8.GetString(blobs[0].Span));
+                    ArrayPool<byte>.Shared.Return(frame);
+                    continue;
+                }
+
+                if (!_pending.TryRemove(seq, out var completion))
+                {
+                    ArrayPool<byte>.Shared.Return(frame);
+                    continue;
+                }
+
+                WorkerResult result;
+                if (status == 0)
+                {
+                    var contained = new List<(char, byte[])>();
+                    var refs = blobs[^1].Span;
+                    for (var i = 0; i + 1 < refs.Length;)
+                    {
+                        var kindChar = (char)refs[i];
+                        var idLength = kindChar == 'O' ? 28 : 16;
+                        contained.Add((kindChar, refs.Slice(i + 1, idLength).ToArray()));
+                        i += 1 + idLength;
+                    }
+
+                    result = new WorkerResult(false, blobs.GetRange(0, blobs.Count - 1), contained, frame);
+                }
+                else
+                {
+                    result = new WorkerResult(true, blobs, [], frame);
+                }
+
+                completion.TrySetResult(result);
+            }
+        }
+        catch (Exception ex) when (ex is EndOfStreamException or IOException or ObjectDisposedException)
+        {
+            // The process exited (or was killed): fail whatever it was running.
+        }
+        finally
+        {
+            _dead = true;
+            var message = ExitDescription();
+            _ready.TrySetException(new WorkerCrashedException($"The Python worker exited during start-up: {message}"));
+            foreach (var (seq, completion) in _pending)
+            {
+                if (_pending.TryRemove(seq, out _))
+                {
+                    completion.TrySetException(new WorkerCrashedException($"The worker process (pid {Pid}) died while running the task: {message}"));
+                }
+            }
+        }
+    }
+
+    private string ExitDescription()
+    {
+        try
+        {
+            if (_process.WaitForExit(2000))
+            {
+                var code = _process.ExitCode;
+                return code < 0 || code > 128 ? $"killed by signal {(code > 128 ? code - 128 : -code)}" : $"exit code {code}";
+            }
+        }
+        catch (InvalidOperationException)
+        {
+        }
+
+        return "the output pipe closed";
+    }
+
+    private async Task StderrLoopAsync()
+    {
+        try
+        {
+            var reader = _process.StandardError;
+            while (await reader.ReadLineAsync().ConfigureAwait(false) is { } line)
+            {
+                _onOutput(this, line);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)
+        {
+        }
+    }
+
+    /// <summary>Kills the process at once (used for cancellation and to test crashes).</summary>
+    public void Kill()
+    {
+        try
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_dead)
+        {
+            try
+            {
+                await WriteFrameAsync(KindShutdown, 0, [], CancellationToken.None).ConfigureAwait(false);
+                _input.Close();
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+            {
+            }
+
+            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            try
+            {
+                await _process.WaitForExitAsync(wait.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                Kill();
+            }
+        }
+
+        try
+        {
+            await Task.WhenAll(_readLoop, _stderrLoop).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            Kill();
+        }
+
+        _process.Dispose();
+        _writeLock.Dispose();
+    }
+}

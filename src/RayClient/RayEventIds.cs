@@ -1,0 +1,41 @@
+namespace RayClient;
+
+/// <summary>Event ids of RayClient's log messages, kept in one place (as npgsql's NpgsqlEventId).</summary>
+public static class RayEventIds
+{
+    /// <summary>Connecting to a Ray client server.</summary>
+    public const int Connecting = 1000;
+
+    /// <summary>Connected and initialized.</summary>
+    public const int Connected = 1001;
+
+    /// <summary>A connection attempt failed and will be retried.</summary>
+    public const int ConnectAttemptFailed = 1002;
+
+    /// <summary>The server's Ray version is outside the supported window but mismatches are ignored.</summary>
+    public const int VersionMismatchIgnored = 1003;
+
+    /// <summary>A runtime-env package was uploaded.</summary>
+    public const int PackageUploaded = 1004;
+
+    /// <summary>The Datapath stream broke.</summary>
+    public const int DatapathBroken = 1100;
+
+    /// <summary>The Datapath stream was resumed.</summary>
+    public const int DatapathResumed = 1101;
+
+    /// <summary>The session was lost.</summary>
+    public const int SessionLost = 1102;
+
+    /// <summary>Closing the Datapath timed out.</summary>
+    public const int CloseTimedOut = 1103;
+
+    /// <summary>Closing the Datapath failed.</summary>
+    public const int CloseFailed = 1104;
+
+    /// <summary>The log stream broke and is being reopened.</summary>
+    public const int LogStreamBroken = 1200;
+
+    /// <summary>A unary call is retried after a transient failure.</summary>
+    public const int UnaryRetry = 1300;
+}

@@ -1,0 +1,215 @@
+using System.Collections.Concurrent;
+using Google.Protobuf;
+using Ray.Rpc;
+using RayClient.Serialization;
+using RayClient.Session;
+
+namespace RayClient;
+
+public sealed partial class RaySession
+{
+    private readonly ConcurrentDictionary<(string Module, string Name), Lazy<System.Threading.Tasks.Task<RayId>>> _functionPayloads = new();
+    private readonly object _submitLock = new();
+    private System.Threading.Tasks.Task _submitTail = System.Threading.Tasks.Task.CompletedTask;
+
+    /// <summary>
+    /// Prepares a call of the Python function <paramref name="function"/> with positional
+    /// <paramref name="args"/>; set options on the returned caller and finish with <c>Remote()</c>.
+    /// Arguments may be .NET values (see the value mapping) and <see cref="ObjectRef"/>s: a ref
+    /// passed directly is replaced by its value before the function runs; refs nested in lists or
+    /// dicts arrive as refs, as in Ray.
+    /// </summary>
+    public TaskCaller<TResult> Task<TResult>(PyFunction<TResult> function, params object?[] args)
+    {
+        ArgumentNullException.ThrowIfNull(function);
+        ThrowIfDisposed();
+        return new TaskCaller<TResult>(this, function, args ?? [null]);
+    }
+
+    /// <summary>Calls <paramref name="function"/> with default options: the same as <c>Task(function, args).Remote()</c>.</summary>
+    public ObjectRef<TResult> Call<TResult>(PyFunction<TResult> function, params object?[] args) =>
+        Task(function, args).Remote();
+
+    internal ObjectRef<TResult> SubmitFunction<TResult>(
+        PyFunction<TResult> function, object?[] args, Dictionary<string, object?>? kwargs, TaskOptionsBuilder options)
+    {
+        ThrowIfDisposed();
+        var idSource = new TaskCompletionSource<RayId>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var result = new ObjectRef<TResult>(this, idSource.Task);
+        _references.Track(result);
+
+        var payload = FunctionPayloadId(function.ModuleName, function.FunctionName);
+        List<ObjectRef>? refs = null;
+        CollectRefs(args, ref refs, 0);
+        CollectRefs(kwargs, ref refs, 0);
+        var optionsDict = options.ToPythonDict();
+        var name = function.FunctionName[(function.FunctionName.LastIndexOf('.') + 1)..];
+        Submit(
+            payload,
+            refs,
+            payloadId =>
+            {
+                var task = new ClientTask
+                {
+                    Type = ClientTask.Types.RemoteExecType.Function,
+                    Name = name,
+                    PayloadId = UnsafeByteOperations.UnsafeWrap(payloadId.Bytes),
+                    ClientId = ClientId,
+                };
+                if (optionsDict is not null)
+                {
+                    task.Options = new TaskOptions { PickledOptions = ByteString.CopyFrom(PickleWriter.SerializeToArray(optionsDict, new PickleWriterOptions { Protocol = 4 })) };
+                }
+
+                var data = Pickle(new PyTuple(new PyTuple(args), kwargs ?? new Dictionary<string, object?>()), $"the arguments of {function}");
+                return new PendingRequest(new DataRequest { Task = task }, data);
+            },
+            [idSource],
+            $"Calling {function}");
+        return result;
+    }
+
+    /// <summary>
+    /// The put-id of a function reference (a pickle of just <c>module.name</c>), put once per
+    /// session and reused, as Ray's client caches its function puts (spec §6.7).
+    /// </summary>
+    private System.Threading.Tasks.Task<RayId> FunctionPayloadId(string module, string name)
+    {
+        var lazy = _functionPayloads.GetOrAdd((module, name), key => new Lazy<System.Threading.Tasks.Task<RayId>>(() => PutFunctionAsync(key.Module, key.Name)));
+        var task = lazy.Value;
+        if (task.IsFaulted || task.IsCanceled)
+        {
+            _functionPayloads.TryRemove(new KeyValuePair<(string, string), Lazy<System.Threading.Tasks.Task<RayId>>>((module, name), lazy));
+        }
+
+        return task;
+    }
+
+    private async System.Threading.Tasks.Task<RayId> PutFunctionAsync(string module, string name)
+    {
+        var payload = PickleWriter.Serialize(new PyGlobal(module, name), new PickleWriterOptions { Protocol = 4 });
+        var response = (DataResponse)await _data.SendAsync(new DataRequest { Put = new PutRequest() }, payload).ConfigureAwait(false);
+        if (!response.Put.Valid)
+        {
+            throw RayErrors.FromPythonError(PythonErrorDecoder.Decode(response.Put.Error.Memory), $"The server could not load the Python function {module}.{name}");
+        }
+
+        return new RayId(response.Put.Id.ToByteArray());
+    }
+
+    /// <summary>
+    /// Sends a submission in call order. When the function's payload id and the ids of referenced
+    /// objects are known, it is pickled and queued at once (the pipelined fast path); otherwise it
+    /// and every later submission wait, so the server still sees calls in the order they were made.
+    /// </summary>
+    private void Submit(
+        System.Threading.Tasks.Task<RayId> payload,
+        List<ObjectRef>? refs,
+        Func<RayId, PendingRequest> build,
+        TaskCompletionSource<RayId>[] returnIds,
+        string context)
+    {
+        lock (_submitLock)
+        {
+            if (_submitTail.IsCompleted && payload.IsCompleted && (refs is null || refs.TrueForAll(r => r.IdTask.IsCompleted)))
+            {
+                SendSubmission(payload, refs, build, returnIds, context);
+                return;
+            }
+
+            var previous = _submitTail;
+            _submitTail = SubmitLaterAsync(previous, payload, refs, build, returnIds, context);
+        }
+    }
+
+    private async System.Threading.Tasks.Task SubmitLaterAsync(
+        System.Threading.Tasks.Task previous, System.Threading.Tasks.Task<RayId> payload, List<ObjectRef>? refs, Func<RayId, PendingRequest> build, TaskCompletionSource<RayId>[] returnIds, string context)
+    {
+        await previous.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await ((System.Threading.Tasks.Task)payload).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        if (refs is not null)
+        {
+            foreach (var reference in refs)
+            {
+                await ((System.Threading.Tasks.Task)reference.IdTask).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+        }
+
+        lock (_submitLock)
+        {
+            SendSubmission(payload, refs, build, returnIds, context);
+        }
+    }
+
+    private void SendSubmission(
+        System.Threading.Tasks.Task<RayId> payload, List<ObjectRef>? refs, Func<RayId, PendingRequest> build, TaskCompletionSource<RayId>[] returnIds, string context)
+    {
+        try
+        {
+            var failed = payload.IsCompletedSuccessfully ? refs?.Find(r => !r.IdTask.IsCompletedSuccessfully)?.IdTask : payload;
+            if (failed is not null)
+            {
+                var error = failed.Exception?.InnerException ?? new TaskCanceledException(failed);
+                FailAll(returnIds, error is RayException ? error : new RayException($"{context}: an argument could not be made: {error.Message}", error));
+                return;
+            }
+
+            foreach (var reference in refs ?? [])
+            {
+                CheckOwnRef(reference);
+            }
+
+            var pending = _data.Enqueue(build(payload.Result));
+            pending.Completion.ContinueWith(
+                static (task, state) =>
+                {
+                    var (session, sources, ctx) = ((RaySession, TaskCompletionSource<RayId>[], string))state!;
+                    session.OnTicket(task, sources, ctx);
+                },
+                (this, returnIds, context),
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            FailAll(returnIds, ex);
+        }
+    }
+
+    private void OnTicket(System.Threading.Tasks.Task<object> response, TaskCompletionSource<RayId>[] returnIds, string context)
+    {
+        if (!response.IsCompletedSuccessfully)
+        {
+            FailAll(returnIds, response.Exception?.InnerException ?? new TaskCanceledException(response));
+            return;
+        }
+
+        var ticket = ((DataResponse)response.Result).TaskTicket;
+        if (!ticket.Valid)
+        {
+            FailAll(returnIds, RayErrors.FromPythonError(PythonErrorDecoder.Decode(ticket.Error.Memory), context));
+            return;
+        }
+
+        for (var i = 0; i < returnIds.Length; i++)
+        {
+            if (i < ticket.ReturnIds.Count)
+            {
+                returnIds[i].TrySetResult(new RayId(ticket.ReturnIds[i].ToByteArray()));
+            }
+            else
+            {
+                returnIds[i].TrySetException(new RayException($"{context}: the server returned {ticket.ReturnIds.Count} object ids, but {returnIds.Length} were expected."));
+            }
+        }
+    }
+
+    private static void FailAll(TaskCompletionSource<RayId>[] sources, Exception error)
+    {
+        foreach (var source in sources)
+        {
+            source.TrySetException(error);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+using Microsoft.Extensions.Logging;
+
+namespace RayClient;
+
+/// <summary>Settings of a <see cref="RaySession"/>. Validated once, when the session connects.</summary>
+public sealed class RaySessionOptions
+{
+    /// <summary>
+    /// The server, <c>ray://host[:port]</c>. Default: null, meaning the environment variable <c>RAY_ADDRESS</c>.
+    /// </summary>
+    public string? Address { get; set; }
+
+    /// <summary>Namespace of the job (named actors live in it). Default: null, <c>RAY_NAMESPACE</c> or an anonymous namespace.</summary>
+    public string? Namespace { get; set; }
+
+    /// <summary>Runtime environment of the job. Default: null, or the JSON in <c>RAY_RUNTIME_ENV</c>.</summary>
+    public RuntimeEnv? RuntimeEnv { get; set; }
+
+    /// <summary>
+    /// How long a broken connection may be resumed before the session is declared lost.
+    /// Default: null, meaning <c>RAY_CLIENT_RECONNECT_GRACE_PERIOD</c> (seconds) or Ray's default of 30 seconds.
+    /// <see cref="TimeSpan.Zero"/> disables reconnects.
+    /// </summary>
+    public TimeSpan? ReconnectGracePeriod { get; set; }
+
+    /// <summary>Attempts to reach the server when connecting (Ray's <c>connection_retries</c>). Default: 3.</summary>
+    public int ConnectionRetries { get; set; } = 3;
+
+    /// <summary>Time allowed for each connection attempt; it grows by 5 s per attempt up to 30 s, as in Ray. Default: 5 seconds.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Interval of HTTP/2 keepalive pings that detect a dead peer. Default: 10 seconds
+    /// (Ray uses 30 s; shorter so that a dead connection is noticed within seconds).
+    /// </summary>
+    public TimeSpan KeepAlivePingDelay { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long a keepalive ping may stay unanswered before the connection counts as dead. Default: 10 seconds.</summary>
+    public TimeSpan KeepAlivePingTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Connect even when the server's Ray version is outside <see cref="RayVersions.SupportedRange"/>.
+    /// Default: false, or true when the environment variable <c>RAY_IGNORE_VERSION_MISMATCH</c> is set (as in Ray).
+    /// </summary>
+    public bool IgnoreVersionMismatch { get; set; }
+
+    /// <summary>Extra gRPC metadata sent on every call (e.g. a proxy's bearer token). Default: none.</summary>
+    public IList<KeyValuePair<string, string>> Metadata { get; } = new List<KeyValuePair<string, string>>();
+
+    /// <summary>Token for clusters with token authentication (<c>authorization: Bearer</c>). Default: null, or <c>RAY_AUTH_TOKEN</c>.</summary>
+    public string? AuthToken { get; set; }
+
+    /// <summary>Use TLS. Default: false, or true when <c>RAY_USE_TLS</c> is 1/true.</summary>
+    public bool UseTls { get; set; }
+
+    /// <summary>Logger for connection events. Default: none.</summary>
+    public ILoggerFactory? LoggerFactory { get; set; }
+
+    /// <summary>Clock used for deadlines and timestamps. Default: <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
+
+    /// <summary>Receives the job's stdout/stderr and log lines forwarded by the server. Default: null (Console).</summary>
+    public Action<RayLogLine>? LogSink { get; set; }
+
+    internal TimeSpan ResolveGracePeriod()
+    {
+        if (ReconnectGracePeriod is { } explicitValue)
+        {
+            return explicitValue;
+        }
+
+        var env = Environment.GetEnvironmentVariable("RAY_CLIENT_RECONNECT_GRACE_PERIOD");
+        if (!string.IsNullOrWhiteSpace(env))
+        {
+            if (!int.TryParse(env, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var seconds) || seconds < 0)
+            {
+                throw new ArgumentException($"RAY_CLIENT_RECONNECT_GRACE_PERIOD='{env}' is not a whole number of seconds (0 disables reconnects).");
+            }
+
+            return TimeSpan.FromSeconds(seconds);
+        }
+
+        return TimeSpan.FromSeconds(30);
+    }
+
+    internal void Validate()
+    {
+        if (ConnectionRetries < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ConnectionRetries), ConnectionRetries, "At least one connection attempt is needed.");
+        }
+
+        if (ConnectTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ConnectTimeout), ConnectTimeout, "The connect timeout must be positive.");
+        }
+
+        if (ReconnectGracePeriod is { } grace && (grace < TimeSpan.Zero || grace.TotalSeconds > int.MaxValue))
+        {
+            throw new ArgumentOutOfRangeException(nameof(ReconnectGracePeriod), grace, "The grace period must be zero (no reconnects) or positive.");
+        }
+
+        if (KeepAlivePingDelay <= TimeSpan.Zero || KeepAlivePingTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(KeepAlivePingDelay), "Keepalive intervals must be positive.");
+        }
+    }
+}
+
+/// <summary>One line of output forwarded from the cluster (a worker's stdout/stderr, or a server log record).</summary>
+/// <param name="Message">The text, as sent by the server.</param>
+/// <param name="Level">-1 stdout, -2 stderr, otherwise a Python logging level (10 DEBUG … 50 CRITICAL).</param>
+/// <param name="Source">Logger or stream name.</param>
+public sealed record RayLogLine(string Message, int Level, string Source);

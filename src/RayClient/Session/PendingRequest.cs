@@ -1,0 +1,151 @@
+using System.Buffers;
+using Ray.Rpc;
+using RayClient.Serialization;
+
+namespace RayClient.Session;
+
+/// <summary>
+/// One tracked Datapath request: kept unchunked until its response has been consumed, so it can
+/// be replayed after a reconnect (Ray: <c>dataclient.py :: outstanding_requests</c>). Response,
+/// cancellation, timeout and disconnect race for one <see cref="TrySetResult"/>/<see cref="TrySetException"/>.
+/// </summary>
+internal sealed class PendingRequest
+{
+    private readonly TaskCompletionSource<object> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private byte[]? _assembly;
+    private int _received;
+    private int _nextChunk;
+
+    public PendingRequest(DataRequest request, PickledData? payload = null)
+    {
+        Request = request;
+        Payload = payload;
+        IsAsyncGet = request.TypeCase == DataRequest.TypeOneofCase.Get && request.Get.Asynchronous;
+    }
+
+    /// <summary>The request without its chunked payload; its req_id is assigned when first written.</summary>
+    public DataRequest Request { get; }
+
+    /// <summary>Pickled put/task payload, split into chunks each time the request is (re)sent.</summary>
+    public PickledData? Payload { get; }
+
+    public bool IsAsyncGet { get; }
+
+    public int ReqId => Request.ReqId;
+
+    /// <summary>Completes with a <see cref="DataResponse"/>, or a <see cref="ReceivedObject"/> for async gets.</summary>
+    public Task<object> Completion => _completion.Task;
+
+    public bool IsCompleted => _completion.Task.IsCompleted;
+
+    public bool TrySetResult(object result)
+    {
+        if (_completion.TrySetResult(result))
+        {
+            Payload?.Dispose();
+            return true;
+        }
+
+        return false;
+    }
+
+    public bool TrySetException(Exception exception)
+    {
+        if (_completion.TrySetException(exception))
+        {
+            Payload?.Dispose();
+            ReturnAssembly();
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// Adds one chunk of an async get (spec §3.5): repeats are ignored, gaps are errors, and the
+    /// stored request's start_chunk_id advances so a replay resumes after the last chunk.
+    /// </summary>
+    /// <returns>The whole object once the last chunk arrived; otherwise null.</returns>
+    public ReceivedObject? AddGetChunk(GetResponse chunk)
+    {
+        if (!chunk.Valid)
+        {
+            // Unknown id and similar: a single invalid response carrying a pickled error.
+            return new ReceivedObject(chunk.Error.Memory, null, isError: true);
+        }
+
+        var total = Math.Max(chunk.TotalChunks, 1);
+        if (chunk.ChunkId < _nextChunk)
+        {
+            return null; // duplicate after a replay
+        }
+
+        if (chunk.ChunkId > _nextChunk)
+        {
+            throw new RayConnectionException(
+                $"Received chunk {chunk.ChunkId} of an object before chunk {_nextChunk}: the stream lost data.", isTransient: true);
+        }
+
+        if (total == 1)
+        {
+            _nextChunk = 1;
+            return new ReceivedObject(chunk.Data.Memory, null, isError: false);
+        }
+
+        if (_assembly is null)
+        {
+            var size = checked((int)chunk.TotalSize);
+            _assembly = ArrayPool<byte>.Shared.Rent(size);
+        }
+
+        chunk.Data.Span.CopyTo(_assembly.AsSpan(_received));
+        _received += chunk.Data.Length;
+        _nextChunk = chunk.ChunkId + 1;
+        Request.Get.StartChunkId = _nextChunk;
+        if (_nextChunk < total)
+        {
+            return null;
+        }
+
+        var result = new ReceivedObject(_assembly.AsMemory(0, _received), _assembly, isError: false);
+        _assembly = null;
+        return result;
+    }
+
+    private void ReturnAssembly()
+    {
+        var buffer = Interlocked.Exchange(ref _assembly, null);
+        if (buffer is not null)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+}
+
+/// <summary>The bytes of one object received from the server (possibly in a pooled buffer).</summary>
+internal sealed class ReceivedObject : IDisposable
+{
+    private byte[]? _pooled;
+
+    public ReceivedObject(ReadOnlyMemory<byte> data, byte[]? pooled, bool isError)
+    {
+        Data = data;
+        _pooled = pooled;
+        IsError = isError;
+    }
+
+    public ReadOnlyMemory<byte> Data { get; private set; }
+
+    /// <summary>True when <see cref="Data"/> is an error pickle rather than a value.</summary>
+    public bool IsError { get; }
+
+    public void Dispose()
+    {
+        var pooled = Interlocked.Exchange(ref _pooled, null);
+        Data = default;
+        if (pooled is not null)
+        {
+            ArrayPool<byte>.Shared.Return(pooled);
+        }
+    }
+}

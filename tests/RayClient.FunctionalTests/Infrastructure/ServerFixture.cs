@@ -1,0 +1,127 @@
+using RayClient.Server;
+
+namespace RayClient.FunctionalTests.Infrastructure;
+
+/// <summary>
+/// Starts the embedded server on a free loopback port (real gRPC, real python3 workers) and
+/// writes the Python modules the tests call into a working dir.
+/// </summary>
+public sealed class ServerFixture : IAsyncLifetime
+{
+    public const string TasksModule = """
+        import os
+        import time
+
+        def add(a, b):
+            return a + b
+
+        def echo(x):
+            return x
+
+        def noop():
+            return None
+
+        def fail(message):
+            raise ValueError(message)
+
+        def sleep_then(seconds, value):
+            time.sleep(seconds)
+            return value
+
+        def env(name):
+            return os.environ.get(name)
+
+        def length(data):
+            return len(data)
+
+        def make_bytes(n):
+            return b"\x07" * n
+
+        def first_ref_hex(items):
+            return items[0].hex()
+
+        def identity_list(items):
+            return items
+
+        def type_name(x):
+            return type(x).__name__
+
+        def pid():
+            return os.getpid()
+
+        def crash():
+            os._exit(3)
+
+        def cwd_file(name):
+            with open(name) as f:
+                return f.read()
+
+        def interval(seconds):
+            start = time.monotonic()
+            time.sleep(seconds)
+            return (start, time.monotonic())
+
+        def print_and_return(text):
+            print(text)
+            return text
+        """;
+
+    public LocalRayServer Server { get; private set; } = null!;
+
+    public string WorkingDir { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        WorkingDir = Path.Combine(Path.GetTempPath(), "rayclient-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(WorkingDir);
+        await File.WriteAllTextAsync(Path.Combine(WorkingDir, "tasks.py"), TasksModule);
+        await File.WriteAllTextAsync(Path.Combine(WorkingDir, "data.txt"), "shipped with the working dir");
+        Server = await LocalRayServer.StartAsync(new LocalRayServerOptions { NumCpus = 2, Resources = { ["accelerator"] = 1 } });
+    }
+
+    public Task<RaySession> ConnectAsync(Action<RaySessionOptions>? configure = null)
+    {
+        var options = new RaySessionOptions { Address = Server.Address, RuntimeEnv = new RuntimeEnv { WorkingDir = WorkingDir } };
+        configure?.Invoke(options);
+        return RaySession.ConnectAsync(options);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Server.DisposeAsync();
+        try
+        {
+            Directory.Delete(WorkingDir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class ServerCollection : ICollectionFixture<ServerFixture>
+{
+    public const string Name = "embedded server";
+}
+
+/// <summary>Waits for a condition with a deadline (a bounded poll: the last resort when nothing signals).</summary>
+public static class Eventually
+{
+    public static Task TrueAsync(Func<bool> condition, string what, TimeSpan? timeout = null) =>
+        TrueAsync(() => Task.FromResult(condition()), what, timeout);
+
+    public static async Task TrueAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Timed out waiting until {what}.");
+            }
+
+            await Task.Delay(20);
+        }
+    }
+}

@@ -1,0 +1,64 @@
+using Google.Protobuf;
+using Ray.Rpc;
+using RayClient.Server;
+
+namespace RayClient.Tests.Server;
+
+public sealed class ServerProtocolTests
+{
+    [Fact]
+    public void ChunkCollector_InOrderChunks_Reassemble()
+    {
+        var collector = new ChunkCollector();
+
+        Assert.Null(collector.Add(7, 0, 3, ByteString.CopyFrom(1, 2)));
+        Assert.Null(collector.Add(7, 1, 3, ByteString.CopyFrom(3)));
+        var whole = collector.Add(7, 2, 3, ByteString.CopyFrom(4, 5));
+
+        Assert.NotNull(whole);
+        Assert.Equal(new byte[] { 1, 2, 3, 4, 5 }, whole.Value.Data.ToArray());
+    }
+
+    [Fact]
+    public void ChunkCollector_DuplicateChunk_IsSkipped_AndReplayFromZeroRestarts()
+    {
+        var collector = new ChunkCollector();
+        collector.Add(1, 0, 3, ByteString.CopyFrom(1));
+        collector.Add(1, 1, 3, ByteString.CopyFrom(2));
+
+        Assert.Null(collector.Add(1, 1, 3, ByteString.CopyFrom(9))); // duplicate
+        Assert.Null(collector.Add(1, 0, 3, ByteString.CopyFrom(1))); // replay starts over
+        collector.Add(1, 1, 3, ByteString.CopyFrom(2));
+        var whole = collector.Add(1, 2, 3, ByteString.CopyFrom(3));
+
+        Assert.Equal(new byte[] { 1, 2, 3 }, whole!.Value.Data.ToArray());
+    }
+
+    [Fact]
+    public void ChunkCollector_GapOrMissingTotals_AreProtocolErrors()
+    {
+        var collector = new ChunkCollector();
+        collector.Add(1, 0, 3, ByteString.CopyFrom(1));
+
+        Assert.Throws<InvalidOperationException>(() => collector.Add(1, 2, 3, ByteString.CopyFrom(3)));
+        Assert.Throws<InvalidOperationException>(() => new ChunkCollector().Add(2, 0, 0, ByteString.Empty));
+    }
+
+    [Fact]
+    public async Task ResponseCache_ReplayedRequest_GetsTheFirstAnswer_UntilAcknowledged()
+    {
+        var cache = new ResponseCache();
+        Assert.Null(cache.TryBegin(5));
+        var first = new DataResponse { ReqId = 5, Put = new PutResponse { Valid = true, Id = ByteString.CopyFrom(1) } };
+        cache.Complete(5, first);
+
+        var replay = cache.TryBegin(5);
+
+        Assert.NotNull(replay);
+        Assert.Same(first, await replay);
+        cache.Acknowledge(5);
+        Assert.Equal(0, cache.Count);
+        Assert.Throws<InvalidOperationException>(() => { _ = cache.TryBegin(5); });
+        Assert.Null(cache.TryBegin(6));
+    }
+}
