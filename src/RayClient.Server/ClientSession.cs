@@ -52,6 +52,9 @@ internal sealed class ClientSession
 
     public CancellationTokenSource? PendingCleanup { get; set; }
 
+    /// <summary>The Datapath stream currently serving this client.</summary>
+    public StreamHandle? ActiveStream;
+
     public int HeldObjects
     {
         get
@@ -149,7 +152,7 @@ internal sealed class ResponseCache
     /// Looks <paramref name="reqId"/> up. Returns a task with the earlier response when it was
     /// already executed (or is executing); null when the caller must execute it now.
     /// </summary>
-    /// <exception cref="InvalidOperationException">The id was acknowledged and purged: a replay cannot be answered.</exception>
+    /// <exception cref="DatapathProtocolException">The id was acknowledged and purged: a replay cannot be answered.</exception>
     public Task<DataResponse>? TryBegin(int reqId)
     {
         lock (_lock)
@@ -161,7 +164,7 @@ internal sealed class ResponseCache
 
             if (reqId <= _lastAcknowledged)
             {
-                throw new InvalidOperationException(
+                throw new DatapathProtocolException(
                     $"Attempting to access a cache entry that has already been cleaned up (req_id {reqId} <= acknowledged {_lastAcknowledged}).");
             }
 
@@ -202,6 +205,19 @@ internal sealed class ResponseCache
             if (_entries.TryGetValue(reqId, out var entry))
             {
                 entry.TrySetResult(response);
+            }
+        }
+    }
+
+    /// <summary>Drops an unfinished placeholder (its execution failed) so a replay executes it again.</summary>
+    public void Abandon(int reqId)
+    {
+        lock (_lock)
+        {
+            if (_entries.TryGetValue(reqId, out var entry) && !entry.Task.IsCompleted)
+            {
+                _entries.Remove(reqId);
+                entry.TrySetCanceled();
             }
         }
     }
@@ -261,14 +277,14 @@ internal sealed class ChunkCollector
     {
         if (totalChunks <= 0)
         {
-            throw new InvalidOperationException($"Request {reqId} has total_chunks={totalChunks}; Ray clients always set chunk_id and total_chunks, even for one chunk.");
+            throw new DatapathProtocolException($"Request {reqId} has total_chunks={totalChunks}; Ray clients always set chunk_id and total_chunks, even for one chunk.");
         }
 
         if (reqId != _reqId)
         {
             if (chunkId != 0)
             {
-                throw new InvalidOperationException($"Expected chunk 0 of request {reqId}, got chunk {chunkId} (while collecting request {_reqId}).");
+                throw new DatapathProtocolException($"Expected chunk 0 of request {reqId}, got chunk {chunkId} (while collecting request {_reqId}).");
             }
 
             Reset();
@@ -288,7 +304,7 @@ internal sealed class ChunkCollector
         }
         else if (chunkId > _next)
         {
-            throw new InvalidOperationException($"Chunk {chunkId} of request {reqId} arrived before chunk {_next}: chunks received out of order.");
+            throw new DatapathProtocolException($"Chunk {chunkId} of request {reqId} arrived before chunk {_next}: chunks received out of order.");
         }
 
         _chunks.Add(data);
@@ -332,4 +348,12 @@ internal sealed class ChunkCollector
         _reqId = -1;
         _next = 0;
     }
+}
+
+/// <summary>One Datapath stream of a client: how to stop it, and when it has finished.</summary>
+internal sealed class StreamHandle(Action abort)
+{
+    public Action Abort { get; } = abort;
+
+    public TaskCompletionSource Finished { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 }

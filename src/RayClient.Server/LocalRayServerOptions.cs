@@ -45,6 +45,12 @@ public sealed class LocalRayServerOptions
     /// <summary>The Ray version ConnectionInfo reports (tests use it to exercise version checks).</summary>
     internal string ReportedRayVersion { get; set; } = ServerState.EmulatedRayVersion;
 
+    /// <summary>The grace period for sessions whose client did not send one: the option, the environment variable, or Ray's 30 s.</summary>
+    internal TimeSpan ResolveDefaultGrace() => ReconnectGracePeriod
+        ?? (int.TryParse(Environment.GetEnvironmentVariable("RAY_CLIENT_RECONNECT_GRACE_PERIOD"), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds >= 0
+            ? TimeSpan.FromSeconds(seconds)
+            : TimeSpan.FromSeconds(30));
+
     internal void Validate()
     {
         if (Port is < 0 or > 65535)

@@ -26,3 +26,6 @@ internal static class Ticket
 {
     public static ClientTaskTicket Error(byte[] pickle) => new() { Valid = false, Error = ByteString.CopyFrom(pickle) };
 }
+
+/// <summary>A client broke the Datapath protocol; Ray fails the stream with FAILED_PRECONDITION and drops the session.</summary>
+internal sealed class DatapathProtocolException(string message) : Exception(message);

@@ -19,7 +19,7 @@ internal sealed partial class ServerState : IAsyncDisposable
     private readonly ConcurrentDictionary<string, ClientSession> _sessions = new(StringComparer.Ordinal);
     private readonly KvStore _kv = new();
     private readonly RayClient.Server.RuntimeEnv.PackageCache _packages;
-    private readonly ConcurrentDictionary<string, List<Action<string, int>>> _logSubscribers = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ClientLog> _logs = new(StringComparer.Ordinal);
     private long _jobCounter;
 
     public ServerState(LocalRayServerOptions options, string workDirectory, ILogger logger)
@@ -70,10 +70,7 @@ internal sealed partial class ServerState : IAsyncDisposable
 
     public int ClientCount => _sessions.Count(s => !s.Value.IsClosed);
 
-    public TimeSpan DefaultGrace => Options.ReconnectGracePeriod
-        ?? (int.TryParse(Environment.GetEnvironmentVariable("RAY_CLIENT_RECONNECT_GRACE_PERIOD"), out var seconds) && seconds >= 0
-            ? TimeSpan.FromSeconds(seconds)
-            : TimeSpan.FromSeconds(30));
+    public TimeSpan DefaultGrace => Options.ResolveDefaultGrace();
 
     public bool TryGetSession(string clientId, out ClientSession session) => _sessions.TryGetValue(clientId, out session!) && !session.IsClosed;
 
@@ -92,7 +89,7 @@ internal sealed partial class ServerState : IAsyncDisposable
     {
         session.Close(Store);
         _sessions.TryRemove(new KeyValuePair<string, ClientSession>(session.ClientId, session));
-        _logSubscribers.TryRemove(session.ClientId, out _);
+        _logs.TryRemove(session.ClientId, out _);
         Pool.KillWorkersOf(session.ClientId);
     }
 
@@ -183,42 +180,75 @@ internal sealed partial class ServerState : IAsyncDisposable
     // ------------------------------------------------------------------------------------------
     // Logs
     // ------------------------------------------------------------------------------------------
+    /// <summary>
+    /// Delivers what a client's tasks print. Lines printed while no log stream is attached (before
+    /// it opens, during a reconnect) are kept, up to a bound, and delivered when one attaches; Ray
+    /// drops them (spec §12.10).
+    /// </summary>
     public IDisposable SubscribeLogs(string clientId, Action<string, int> sink)
     {
-        var list = _logSubscribers.GetOrAdd(clientId, _ => []);
-        lock (list)
+        var log = _logs.GetOrAdd(clientId, _ => new ClientLog());
+        List<(string, int)> backlog;
+        lock (log)
         {
-            list.Add(sink);
+            log.Sinks.Add(sink);
+            backlog = [.. log.Backlog];
+            log.Backlog.Clear();
+        }
+
+        foreach (var (text, level) in backlog)
+        {
+            sink(text, level);
         }
 
         return new Unsubscriber(() =>
         {
-            lock (list)
+            lock (log)
             {
-                list.Remove(sink);
+                log.Sinks.Remove(sink);
             }
         });
     }
 
     private void OnWorkerOutput(WorkerProcess worker, string line)
     {
-        var clientId = worker.CurrentClientId;
-        if (clientId is null || !_logSubscribers.TryGetValue(clientId, out var list))
+        // The line may arrive after the task's result: attribute it to the worker's last client.
+        var clientId = worker.LastClientId;
+        if (clientId is null || !_sessions.ContainsKey(clientId))
         {
             return;
         }
 
+        var log = _logs.GetOrAdd(clientId, _ => new ClientLog());
+        var text = $"({worker.CurrentTaskName ?? "worker"} pid={worker.Pid}) {line}\n";
         Action<string, int>[] sinks;
-        lock (list)
+        lock (log)
         {
-            sinks = [.. list];
+            if (log.Sinks.Count == 0)
+            {
+                if (log.Backlog.Count >= 10_000)
+                {
+                    log.Backlog.Dequeue();
+                }
+
+                log.Backlog.Enqueue((text, -2));
+                return;
+            }
+
+            sinks = [.. log.Sinks];
         }
 
-        var text = $"({worker.CurrentTaskName ?? "worker"} pid={worker.Pid}) {line}\n";
         foreach (var sink in sinks)
         {
             sink(text, -2);
         }
+    }
+
+    private sealed class ClientLog
+    {
+        public List<Action<string, int>> Sinks { get; } = [];
+
+        public Queue<(string Text, int Level)> Backlog { get; } = new();
     }
 
     private sealed class Unsubscriber(Action dispose) : IDisposable

@@ -18,6 +18,12 @@ public static class RayEventIds
     /// <summary>A runtime-env package was uploaded.</summary>
     public const int PackageUploaded = 1004;
 
+    /// <summary>A runtime-env package was already on the cluster; nothing was uploaded.</summary>
+    public const int PackageAlreadyPresent = 1005;
+
+    /// <summary>A file of 10 MiB or more is being packed (Ray's FILE_SIZE_WARNING).</summary>
+    public const int PackageLargeFile = 1006;
+
     /// <summary>The Datapath stream broke.</summary>
     public const int DatapathBroken = 1100;
 

@@ -169,11 +169,11 @@ public sealed partial class RaySession : IPickleStubResolver
     // ------------------------------------------------------------------------------------------
     // Pickling helpers
     // ------------------------------------------------------------------------------------------
-    internal PickledData Pickle(object? value, string what)
+    internal PickledData Pickle(object? value, string what, bool taskArguments = false)
     {
         try
         {
-            return PickleWriter.Serialize(value, new PickleWriterOptions { Protocol = PickleProtocol });
+            return PickleWriter.Serialize(value, new PickleWriterOptions { Protocol = PickleProtocol, TaskArguments = taskArguments });
         }
         catch (RaySerializationException ex)
         {

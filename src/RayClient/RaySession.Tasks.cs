@@ -61,7 +61,7 @@ public sealed partial class RaySession
                     task.Options = new TaskOptions { PickledOptions = ByteString.CopyFrom(PickleWriter.SerializeToArray(optionsDict, new PickleWriterOptions { Protocol = 4 })) };
                 }
 
-                var data = Pickle(new PyTuple(new PyTuple(args), kwargs ?? new Dictionary<string, object?>()), $"the arguments of {function}");
+                var data = Pickle(new PyTuple(new PyTuple(args), kwargs ?? new Dictionary<string, object?>()), $"the arguments of {function}", taskArguments: true);
                 return new PendingRequest(new DataRequest { Task = task }, data);
             },
             [idSource],

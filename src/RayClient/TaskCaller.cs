@@ -87,7 +87,9 @@ public sealed class TaskCaller<TResult>
     public TaskCaller<TResult> SetRuntimeEnv(RuntimeEnv runtimeEnv)
     {
         ArgumentNullException.ThrowIfNull(runtimeEnv);
-        _options.RuntimeEnv = runtimeEnv;
+        // Only the job's env can carry local paths (they are uploaded before Init); a task's env
+        // must name URIs. Validate now so a bad env fails here, before anything is sent.
+        _options.RuntimeEnv = runtimeEnv.Validate().EnsureNoLocalPaths();
         return this;
     }
 

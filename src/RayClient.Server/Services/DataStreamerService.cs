@@ -68,9 +68,35 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
         var httpContext = context.GetHttpContext();
         Action abort = () =>
         {
-            streamCts.Cancel();
+            try
+            {
+                streamCts.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+
             httpContext.Abort(); // a real RST_STREAM for the client, not a clean end
         };
+
+        // The newest stream of a client wins: a reconnecting client may arrive while the server
+        // still thinks the old connection is alive (a black hole). Stop the old handler and let it
+        // finish, so chunk collectors and the cache see one stream at a time.
+        var handle = new StreamHandle(abort);
+        var previous = Interlocked.Exchange(ref session.ActiveStream, handle);
+        if (previous is not null)
+        {
+            previous.Abort();
+            try
+            {
+                await previous.Finished.Task.WaitAsync(TimeSpan.FromSeconds(10), context.CancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                LogOldStreamStuck(_logger, clientId);
+            }
+        }
+
         _faults.RegisterStream(abort);
         var outbound = Channel.CreateUnbounded<DataResponse>();
         var writer = WriteLoopAsync(outbound.Reader, responseStream, streamCts.Token);
@@ -90,7 +116,7 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
                 await HandleAsync(session, request, outbound.Writer, streamCts.Token).ConfigureAwait(false);
             }
         }
-        catch (InvalidOperationException ex)
+        catch (DatapathProtocolException ex)
         {
             // Protocol violations Ray answers by failing the stream (unrecoverable for the client).
             LogProtocolError(_logger, clientId, ex.Message);
@@ -99,7 +125,7 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
             _state.CloseSession(session);
             throw new RpcException(new Status(StatusCode.FailedPrecondition, ex.Message));
         }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException || (ex is RpcException && context.CancellationToken.IsCancellationRequested))
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException || (ex is RpcException && context.CancellationToken.IsCancellationRequested))
         {
             // The connection broke; the session waits for a reconnect below.
         }
@@ -115,6 +141,11 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException)
         {
+        }
+        finally
+        {
+            Interlocked.CompareExchange(ref session.ActiveStream, null, handle);
+            handle.Finished.TrySetResult();
         }
 
         if (generation == Volatile.Read(ref session.StreamGeneration))
@@ -202,7 +233,17 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
             return;
         }
 
-        var response = await execute().ConfigureAwait(false);
+        DataResponse response;
+        try
+        {
+            response = await execute().ConfigureAwait(false);
+        }
+        catch
+        {
+            session.Cache.Abandon(request.ReqId); // never leave a placeholder a replay would wait on
+            throw;
+        }
+
         session.Cache.Complete(request.ReqId, response);
         output.TryWrite(response);
     }
@@ -252,7 +293,7 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
                 response.ListNamedActors = new ClientListNamedActorsResponse { ActorsJson = "[]" };
                 break;
             default:
-                throw new InvalidOperationException($"Unsupported Datapath request type {request.TypeCase}.");
+                throw new DatapathProtocolException($"Unsupported Datapath request type {request.TypeCase}.");
         }
 
         return response;
@@ -394,7 +435,7 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
 
         if (get.Ids.Count != 1)
         {
-            throw new InvalidOperationException($"An asynchronous get must name exactly one object, not {get.Ids.Count}.");
+            throw new DatapathProtocolException($"An asynchronous get must name exactly one object, not {get.Ids.Count}.");
         }
 
         var id = new RayId(get.Ids[0].ToByteArray());
@@ -460,6 +501,10 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
     [LoggerMessage(EventId = 2101, EventName = "ProtocolError", Level = LogLevel.Error,
         Message = "Client {ClientId} broke the protocol: {Reason}")]
     private static partial void LogProtocolError(ILogger logger, string clientId, string reason);
+
+    [LoggerMessage(EventId = 2103, EventName = "OldStreamStuck", Level = LogLevel.Warning,
+        Message = "The previous Datapath stream of client {ClientId} did not stop within 10 s; serving the new one anyway.")]
+    private static partial void LogOldStreamStuck(ILogger logger, string clientId);
 
     [LoggerMessage(EventId = 2102, EventName = "GraceExpired", Level = LogLevel.Information,
         Message = "Client {ClientId} did not reconnect within {Grace} s; its session was cleaned up.")]

@@ -23,7 +23,9 @@ internal sealed class LogStreamerService : RayletLogStreamer.RayletLogStreamerBa
         }
 
         var lines = Channel.CreateBounded<LogData>(new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
-        var enabled = false;
+        // Ray clients send enabled=true first; forwarding starts at once so nothing printed
+        // between the subscription and that request is lost.
+        var enabled = true;
         using var subscription = _state.SubscribeLogs(clientId, (text, level) =>
         {
             if (Volatile.Read(ref enabled))

@@ -99,8 +99,24 @@ internal sealed class WorkerProcess : IAsyncDisposable
 
     public bool IsAlive => !_dead;
 
-    /// <summary>The client whose task runs now, for attributing printed output.</summary>
-    public string? CurrentClientId { get; set; }
+    /// <summary>The client whose task runs now (null when idle).</summary>
+    public string? CurrentClientId
+    {
+        get => _currentClientId;
+        set
+        {
+            _currentClientId = value;
+            if (value is not null)
+            {
+                LastClientId = value;
+            }
+        }
+    }
+
+    /// <summary>The client of the most recent task, for attributing output that arrives late.</summary>
+    public string? LastClientId { get; private set; }
+
+    private string? _currentClientId;
 
     /// <summary>Name of the task running now, for log prefixes.</summary>
     public string? CurrentTaskName { get; set; }

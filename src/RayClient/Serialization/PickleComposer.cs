@@ -78,7 +78,12 @@ internal static class PickleComposer
     private static long CopyElement(PickleBuffer output, ReadOnlyMemory<byte> element, long memoBase)
     {
         var data = element.Span;
-        var distinct = new HashSet<long>();
+
+        // Python's memo is a dict: MEMOIZE stores at len(memo). CPython writes either MEMOIZE only
+        // (protocol 4+) or explicit PUTs only (protocol <= 3); the set of keys is only tracked
+        // once an explicit PUT shows up, to keep the common case cheap.
+        HashSet<long>? explicitKeys = null;
+        long memoized = 0;
         long highest = -1;
         var runStart = 0;
         var position = 0;
@@ -103,8 +108,16 @@ internal static class PickleComposer
                 case PickleOpcodes.Memoize:
                     // Implicit index = len(memo) of this element so far.
                     Flush(output, data, ref runStart, position);
-                    index = distinct.Count;
-                    distinct.Add(index);
+                    if (explicitKeys is null)
+                    {
+                        index = memoized++;
+                    }
+                    else
+                    {
+                        index = explicitKeys.Count;
+                        explicitKeys.Add(index);
+                    }
+
                     highest = Math.Max(highest, index);
                     WriteMemo(output, put: true, memoBase + index);
                     runStart = position + length;
@@ -120,7 +133,16 @@ internal static class PickleComposer
                     var put = opcode is PickleOpcodes.BinPut or PickleOpcodes.LongBinPut or PickleOpcodes.Put;
                     if (put)
                     {
-                        distinct.Add(index);
+                        if (explicitKeys is null)
+                        {
+                            explicitKeys = [];
+                            for (long k = 0; k < memoized; k++)
+                            {
+                                explicitKeys.Add(k);
+                            }
+                        }
+
+                        explicitKeys.Add(index);
                         highest = Math.Max(highest, index);
                     }
 
@@ -150,7 +172,7 @@ internal static class PickleComposer
             throw new RaySerializationException("Malformed pickle: it ends without a STOP opcode");
         }
 
-        return Math.Max(highest + 1, distinct.Count);
+        return Math.Max(highest + 1, explicitKeys?.Count ?? memoized);
     }
 
     private static void Flush(PickleBuffer output, ReadOnlySpan<byte> data, ref int runStart, int end)

@@ -97,7 +97,7 @@ internal sealed class PickleReader
         {
             return Run(data);
         }
-        catch (Exception ex) when (!_inResolver && ex is IndexOutOfRangeException or ArgumentException or InvalidCastException or FormatException or OverflowException or InvalidOperationException)
+        catch (Exception ex) when (!_inResolver && ex is IndexOutOfRangeException or ArgumentException or InvalidCastException or FormatException or OverflowException or InvalidOperationException or InsufficientExecutionStackException)
         {
             throw Malformed(ex.Message, ex);
         }
@@ -729,16 +729,27 @@ internal sealed class PickleReader
             }
 
             var e = body[++i];
+            var simple = e switch
+            {
+                (byte)'n' => '\n',
+                (byte)'r' => '\r',
+                (byte)'t' => '\t',
+                (byte)'a' => '\a',
+                (byte)'b' => '\b',
+                (byte)'f' => '\f',
+                (byte)'v' => '\v',
+                _ => '\0',
+            };
+            if (simple != '\0')
+            {
+                sb.Append(simple);
+                continue;
+            }
+
             switch (e)
             {
-                case (byte)'n': sb.Append('\n'); break;
-                case (byte)'r': sb.Append('\r'); break;
-                case (byte)'t': sb.Append('\t'); break;
-                case (byte)'a': sb.Append('\a'); break;
-                case (byte)'b': sb.Append('\b'); break;
-                case (byte)'f': sb.Append('\f'); break;
-                case (byte)'v': sb.Append('\v'); break;
-                case (byte)'\n': break;
+                case (byte)'\n':
+                    break; // a line continuation
                 case (byte)'x' when i + 2 < body.Length:
                     sb.Append((char)int.Parse(Encoding.ASCII.GetString(body.Slice(i + 1, 2)), NumberStyles.HexNumber, CultureInfo.InvariantCulture));
                     i += 2;

@@ -5,6 +5,7 @@ namespace RayClient.Serialization;
 /// cluster object inside a pickle (an ObjectRef, an actor handle, a remote function…). The pickler
 /// writes it for every <see cref="IPickleStubSource"/>; the unpickler hands every one it reads to an
 /// <see cref="IPickleStubResolver"/>, or returns the stub itself when there is none.
+/// Mirrors ray:python/ray/util/client/client_pickler.py (spec §6.2).
 /// </summary>
 /// <param name="Type">The kind of object: <c>"Object"</c>, <c>"Actor"</c>, <c>"RemoteFunc"</c>, <c>"RemoteActor"</c>, <c>"RemoteMethod"</c>, …</param>
 /// <param name="ClientId">The client id of the session (32 hex characters).</param>

@@ -114,7 +114,7 @@ public static class PyConvert
         {
             if (value is byte[] bytes)
             {
-                return type == typeof(Memory<byte>) ? new Memory<byte>(bytes) : new ReadOnlyMemory<byte>(bytes);
+                return type == typeof(Memory<byte>) ? (object)new Memory<byte>(bytes) : (object)new ReadOnlyMemory<byte>(bytes);
             }
 
             throw Fail(value, type, "expected Python bytes");
@@ -199,24 +199,24 @@ public static class PyConvert
         {
             return Type.GetTypeCode(type) switch
             {
-                TypeCode.SByte => (sbyte)integer,
-                TypeCode.Byte => (byte)integer,
-                TypeCode.Int16 => (short)integer,
-                TypeCode.UInt16 => (ushort)integer,
-                TypeCode.Int32 => (int)integer,
-                TypeCode.UInt32 => (uint)integer,
-                TypeCode.Int64 => (long)integer,
-                TypeCode.UInt64 => (ulong)integer,
-                TypeCode.Single => (float)integer,
-                TypeCode.Double => (double)integer,
-                TypeCode.Decimal => (decimal)integer,
-                _ when type == typeof(BigInteger) => integer,
-                _ when type == typeof(Int128) => (Int128)integer,
-                _ when type == typeof(UInt128) => (UInt128)integer,
-                _ when type == typeof(nint) => (nint)(long)integer,
-                _ when type == typeof(nuint) => (nuint)(ulong)integer,
-                _ when type == typeof(Half) => (Half)(double)integer,
-                _ when type == typeof(Complex) => new Complex((double)integer, 0),
+                TypeCode.SByte => (object)(sbyte)integer,
+                TypeCode.Byte => (object)(byte)integer,
+                TypeCode.Int16 => (object)(short)integer,
+                TypeCode.UInt16 => (object)(ushort)integer,
+                TypeCode.Int32 => (object)(int)integer,
+                TypeCode.UInt32 => (object)(uint)integer,
+                TypeCode.Int64 => (object)(long)integer,
+                TypeCode.UInt64 => (object)(ulong)integer,
+                TypeCode.Single => (object)(float)integer,
+                TypeCode.Double => (object)(double)integer,
+                TypeCode.Decimal => (object)(decimal)integer,
+                _ when type == typeof(BigInteger) => (object)integer,
+                _ when type == typeof(Int128) => (object)(Int128)integer,
+                _ when type == typeof(UInt128) => (object)(UInt128)integer,
+                _ when type == typeof(nint) => (object)(nint)(long)integer,
+                _ when type == typeof(nuint) => (object)(nuint)(ulong)integer,
+                _ when type == typeof(Half) => (object)(Half)(double)integer,
+                _ when type == typeof(Complex) => (object)new Complex((double)integer, 0),
                 _ => throw Fail(value, type, "unsupported numeric type"),
             };
         }
@@ -233,18 +233,18 @@ public static class PyConvert
             if (value is decimal m)
             {
                 return type == typeof(decimal) ? m
-                    : type == typeof(float) ? (float)m
-                    : type == typeof(Half) ? (Half)(double)m
-                    : type == typeof(Complex) ? new Complex((double)m, 0)
-                    : (double)m;
+                    : type == typeof(float) ? (object)(float)m
+                    : type == typeof(Half) ? (object)(Half)(double)m
+                    : type == typeof(Complex) ? (object)new Complex((double)m, 0)
+                    : (object)(double)m;
             }
 
             var d = System.Convert.ToDouble(value, CultureInfo.InvariantCulture);
-            return type == typeof(decimal) ? (decimal)d
-                : type == typeof(float) ? (float)d
-                : type == typeof(Half) ? (Half)d
-                : type == typeof(Complex) ? new Complex(d, 0)
-                : d;
+            return type == typeof(decimal) ? (object)(decimal)d
+                : type == typeof(float) ? (object)(float)d
+                : type == typeof(Half) ? (object)(Half)d
+                : type == typeof(Complex) ? (object)new Complex(d, 0)
+                : (object)d;
         }
         catch (OverflowException ex)
         {

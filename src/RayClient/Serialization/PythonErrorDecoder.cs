@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 
 namespace RayClient.Serialization;
@@ -9,7 +10,9 @@ namespace RayClient.Serialization;
 /// <c>_make_skeleton_class</c> call of a class pickled by value, the cause from the first call
 /// argument (or the <c>BUILD</c> state), and the message is the longest string holding a Python
 /// traceback if there is one, otherwise <c>str(args)</c>. Code objects and functions inside a
-/// class pickled by value are just data to it.
+/// class pickled by value are just data to it. The shapes are those of
+/// ray:python/ray/exceptions.py (<c>RayTaskError.as_instanceof_cause</c>) pickled by Ray's vendored
+/// cloudpickle (ray:python/ray/cloudpickle/cloudpickle.py, <c>_dynamic_class_reduce</c>).
 /// </summary>
 internal static class PythonErrorDecoder
 {
@@ -51,9 +54,9 @@ internal static class PythonErrorDecoder
     /// class pickled by value that derives from one, such as <c>RayTaskError(ValueError)</c>),
     /// which Ray raises instead of returning. Other exceptions returned by a task are plain values.
     /// </summary>
-    public static bool TryDecodeException(object? unpickledValue, out PythonError error)
+    public static bool TryDecodeException(object? unpickledValue, [NotNullWhen(true)] out PythonError? error)
     {
-        error = null!;
+        error = null;
         if (unpickledValue is not PyObject obj || !IsRayError(ClassOf(obj)))
         {
             return false;

@@ -44,7 +44,6 @@ internal sealed partial class DataChannel : IAsyncDisposable
     private Task? _supervisor;
     private Exception? _fatal;
     private volatile bool _closing;
-    private TaskCompletionSource _cleanupAnswered = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _reconnects;
 
     public DataChannel(
@@ -288,6 +287,7 @@ internal sealed partial class DataChannel : IAsyncDisposable
         }
 
         LogSessionLost(_logger, fatal.Message);
+        Publish(new RayConnectionState(RayConnectionStatus.Lost, _time.GetUtcNow(), Reason: fatal.Message));
         _outbound.Writer.TryComplete();
         foreach (var pending in _pending.Values)
         {
@@ -300,8 +300,6 @@ internal sealed partial class DataChannel : IAsyncDisposable
             (item as PendingRequest)?.TrySetException(fatal);
         }
 
-        Publish(new RayConnectionState(RayConnectionStatus.Lost, _time.GetUtcNow(), Reason: fatal.Message));
-        _cleanupAnswered.TrySetResult();
     }
 
     /// <summary>Which stream failures may be resumed (Ray: <c>worker.py :: _can_reconnect</c>, spec §4.2).</summary>
@@ -476,12 +474,7 @@ internal sealed partial class DataChannel : IAsyncDisposable
 
             if (response.ReqId == 0)
             {
-                if (response.TypeCase == DataResponse.TypeOneofCase.ConnectionCleanup)
-                {
-                    _cleanupAnswered.TrySetResult();
-                }
-
-                continue;
+                continue; // the cleanup answer, or a synthetic message: nothing waits for it
             }
 
             if (!_pending.TryGetValue(response.ReqId, out var pending))

@@ -17,4 +17,13 @@ internal static class GoldenPickles
     public const string Protocol0Text =
         "286470300a566b0a70310a286c70320a49310a61462d322e350a6156e95c75303030610a70330a614930310a614e614c31313830353931363230" +
         "3731373431313330333432344c0a61732e";
+
+    /// <summary>Python 2.7.18: <c>pickle.dumps([b'a\n\x00\xff\'"', u'\u00e9\u65e5', 2**70, 5, 1.5, (True, None)], 0)</c>: STRING with escapes, LONG text.</summary>
+    public const string Python2Protocol0 =
+        "286c70300a5327615c6e5c7830305c7866665c2722270a70310a6156e95c75363565350a70320a614c31313830353931363230373137343131" +
+        "3330333432344c0a6149350a6146312e350a61284930310a4e7470330a612e";
+
+    /// <summary>Python 2.7.18: the same list with protocol 2: SHORT_BINSTRING, BINUNICODE, LONG1, NEWTRUE.</summary>
+    public const string Python2Protocol2 =
+        "80025d7100285506610a00ff272271015805000000c3a9e697a571028a090000000000000000404b05473ff8000000000000884e867103652e";
 }

@@ -170,6 +170,60 @@ public class PickleReaderTests
     }
 
     [Fact]
+    public void Read_NewObjEx_KeepsKeywordArguments()
+    {
+        var data = PicklesFromPython([("KwOnly", "KwOnly(1, k='x')", [4, 5])], "dumps")["KwOnly"];
+
+        foreach (var pickle in data.Values)
+        {
+            var obj = Assert.IsType<PyObject>(PickleReader.Read(pickle));
+            Assert.Equal(new PyGlobal("mymod", "KwOnly"), obj.Class);
+            AssertDeepEqual(new PyTuple(1), obj.Args);
+            Assert.Equal("x", obj.Kwargs?["k"]);
+            AssertDeepEqual(Dict(("a", 1), ("k", "x")), obj.State);
+        }
+    }
+
+    [Fact]
+    public void ReadThenWrite_UnknownPythonObjects_Python3GetsEqualObjects()
+    {
+        // PyObject values read from Python pickle back to the same objects (REDUCE, NEWOBJ,
+        // NEWOBJ_EX, BUILD, list/dict items of subclasses).
+        var expressions = new[]
+        {
+            "Point(1, [2, 3])",
+            "KwOnly(1, k='x')",
+            "ValueError('boom', 2)",
+            "collections.deque([1, 2])",
+            "range(1, 10, 3)",
+            "decimal.Decimal('-Infinity')",
+            "uuid.UUID(int=5)",
+            "datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))",
+        };
+        var pickles = PicklesFromPython(expressions.Select((e, i) => ($"c{i}", e, new[] { 5 })), "dumps");
+        var rewritten = expressions.Select((e, i) => new
+        {
+            expr = e,
+            hex = Convert.ToHexString(PickleWriter.SerializeToArray(PickleReader.Read(pickles[$"c{i}"][5]))),
+        });
+
+        var output = PythonRunner.Run(
+            """
+            bad = []
+            for case in json.load(sys.stdin):
+                value = load(bytes.fromhex(case["hex"]))
+                expected = eval(case["expr"])
+                same_value = (value.args == expected.args and type(value) is type(expected)) if isinstance(expected, Exception) else value == expected
+                if not same_value:
+                    bad.append("%s -> %r" % (case["expr"], value))
+            print(json.dumps(bad))
+            """,
+            JsonSerializer.Serialize(rewritten));
+
+        Assert.Equal("[]", output.Trim());
+    }
+
+    [Fact]
     public void Read_ReadOnlySequenceInPieces_SameAsContiguous()
     {
         var data = PicklesFromPython([("Value", "{'x': list(range(100)), 'y': pattern(70000)}", [5])], "dumps")["Value"][5];
@@ -271,6 +325,16 @@ public class PickleReaderTests
         var data = Convert.FromHexString(GoldenPickles.Protocol0Text);
 
         AssertDeepEqual(Dict(("k", List(1, -2.5, "é\n", true, null, BigInteger.Pow(2, 70)))), PickleReader.Read(data));
+    }
+
+    [Theory]
+    [InlineData(GoldenPickles.Python2Protocol0)]
+    [InlineData(GoldenPickles.Python2Protocol2)]
+    public void Read_GoldenPython2_DecodesStrAsLatin1(string hex)
+    {
+        var value = PickleReader.Read(Convert.FromHexString(hex));
+
+        AssertDeepEqual(List("a\n\0\u00ff'\"", "\u00e9\u65e5", BigInteger.Pow(2, 70), 5, 1.5, new PyTuple(true, null)), value);
     }
 
     private sealed class HexResolver : IPickleStubResolver

@@ -72,6 +72,18 @@ internal static class PythonHarness
             pass
         MyError.__module__ = "mymod"
         _mymod.MyError = MyError
+        class KwOnly:
+            # Pickled with NEWOBJ_EX (keyword arguments to __new__) from protocol 4.
+            def __new__(cls, a, *, k):
+                self = object.__new__(cls)
+                self.a, self.k = a, k
+                return self
+            def __getnewargs_ex__(self):
+                return ((self.a,), {"k": self.k})
+            def __eq__(self, other):
+                return type(other) is KwOnly and (self.a, self.k) == (other.a, other.k)
+        KwOnly.__module__ = "mymod"
+        _mymod.KwOnly = KwOnly
 
         class FakeRef:
             # Stands for a ray.ObjectRef on the server; pickled as a PickleStub persistent id.

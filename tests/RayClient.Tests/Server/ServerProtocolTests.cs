@@ -40,8 +40,8 @@ public sealed class ServerProtocolTests
         var collector = new ChunkCollector();
         collector.Add(1, 0, 3, ByteString.CopyFrom(1));
 
-        Assert.Throws<InvalidOperationException>(() => collector.Add(1, 2, 3, ByteString.CopyFrom(3)));
-        Assert.Throws<InvalidOperationException>(() => new ChunkCollector().Add(2, 0, 0, ByteString.Empty));
+        Assert.Throws<DatapathProtocolException>(() => collector.Add(1, 2, 3, ByteString.CopyFrom(3)));
+        Assert.Throws<DatapathProtocolException>(() => new ChunkCollector().Add(2, 0, 0, ByteString.Empty));
     }
 
     [Fact]
@@ -58,7 +58,7 @@ public sealed class ServerProtocolTests
         Assert.Same(first, await replay);
         cache.Acknowledge(5);
         Assert.Equal(0, cache.Count);
-        Assert.Throws<InvalidOperationException>(() => { _ = cache.TryBegin(5); });
+        Assert.Throws<DatapathProtocolException>(() => { _ = cache.TryBegin(5); });
         Assert.Null(cache.TryBegin(6));
     }
 }
