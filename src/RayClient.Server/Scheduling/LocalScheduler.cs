@@ -28,6 +28,11 @@ internal sealed class TaskSpec
 
     public required IReadOnlyDictionary<string, double> Resources { get; init; }
 
+    /// <summary>Tasks with equal demands queue together (Ray's scheduling classes).</summary>
+    public string ResourceShape => _shape ??= string.Join(';', Resources.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key}={kv.Value}")));
+
+    private string? _shape;
+
     public required int MaxRetries { get; init; }
 
     public required WorkerEnvironment Environment { get; init; }
@@ -44,7 +49,11 @@ internal sealed partial class LocalScheduler
     private readonly Lock _lock = new();
     private readonly Dictionary<string, double> _total;
     private readonly Dictionary<string, double> _available;
-    private readonly LinkedList<TaskSpec> _queue = new();
+    // One FIFO per resource shape: dispatching looks only at queue heads, so a long queue costs
+    // nothing per completion (a single list scanned on every completion was quadratic).
+    private readonly Dictionary<string, Queue<TaskSpec>> _queues = new(StringComparer.Ordinal);
+    private readonly List<Queue<TaskSpec>> _queueOrder = [];
+    private int _pumpScheduled;
     private readonly WorkerPool _pool;
     private readonly ObjectStore _store;
     private readonly ILogger _logger;
@@ -130,10 +139,32 @@ internal sealed partial class LocalScheduler
 
         lock (_lock)
         {
-            _queue.AddLast(task);
+            if (!_queues.TryGetValue(task.ResourceShape, out var queue))
+            {
+                _queues[task.ResourceShape] = queue = new Queue<TaskSpec>();
+                _queueOrder.Add(queue);
+            }
+
+            queue.Enqueue(task);
         }
 
-        Pump();
+        SchedulePump();
+    }
+
+    /// <summary>Dispatches off the caller's thread (the Datapath loop must not wait for a worker), once for many submissions.</summary>
+    private void SchedulePump()
+    {
+        if (Interlocked.Exchange(ref _pumpScheduled, 1) == 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(
+                static scheduler =>
+                {
+                    Volatile.Write(ref scheduler._pumpScheduled, 0);
+                    scheduler.Pump();
+                },
+                this,
+                preferLocal: false);
+        }
     }
 
     private void Pump()
@@ -142,28 +173,31 @@ internal sealed partial class LocalScheduler
         List<TaskSpec>? dropped = null;
         lock (_lock)
         {
-            for (var node = _queue.First; node is not null;)
+            foreach (var queue in _queueOrder)
             {
-                var next = node.Next;
-                var task = node.Value;
-                if (task.Client.IsClosed)
+                while (queue.TryPeek(out var task))
                 {
-                    // The job ended: its queued tasks never run (Ray kills the job's work).
-                    _queue.Remove(node);
-                    (dropped ??= []).Add(task);
-                }
-                else if (Fits(task.Resources))
-                {
+                    if (task.Client.IsClosed)
+                    {
+                        // The job ended: its queued tasks never run (Ray kills the job's work).
+                        queue.Dequeue();
+                        (dropped ??= []).Add(task);
+                        continue;
+                    }
+
+                    if (!Fits(task.Resources))
+                    {
+                        break;
+                    }
+
                     foreach (var (name, amount) in task.Resources)
                     {
                         _available[name] -= amount;
                     }
 
-                    _queue.Remove(node);
+                    queue.Dequeue();
                     (start ??= []).Add(task);
                 }
-
-                node = next;
             }
         }
 
@@ -172,12 +206,7 @@ internal sealed partial class LocalScheduler
             Finish(task);
         }
 
-        if (start is null)
-        {
-            return;
-        }
-
-        foreach (var task in start)
+        foreach (var task in start ?? [])
         {
             _ = RunAsync(task);
         }
@@ -198,52 +227,87 @@ internal sealed partial class LocalScheduler
 
     private async Task RunAsync(TaskSpec task)
     {
-        var retry = false;
-        WorkerProcess? worker = null;
+        WorkerProcess worker;
         try
         {
             worker = await _pool.AcquireAsync(task.Environment, CancellationToken.None).ConfigureAwait(false);
-            worker.CurrentClientId = task.Client.ClientId;
-            worker.CurrentTaskName = task.Name;
-            var dependencies = new List<(byte[], ReadOnlyMemory<byte>)>(task.Dependencies.Count);
-            foreach (var dependency in task.Dependencies)
-            {
-                dependencies.Add((dependency.Id.Bytes, dependency.Data));
-            }
-
-            task.Attempts++;
-            Interlocked.Increment(ref _executions);
-            using var result = await worker.ExecuteAsync(
-                task.FunctionKey, task.FunctionPickle, task.Name, task.Client.ClientId, task.Args, task.Returns.Length, dependencies, CancellationToken.None).ConfigureAwait(false);
-            Store(task, result);
         }
-        catch (WorkerCrashedException) when (task.Client.IsClosed)
+        catch (Exception ex) when (ex is InvalidOperationException or IOException or System.ComponentModel.Win32Exception or TimeoutException or WorkerCrashedException)
         {
-            // The job ended and its worker was stopped: nobody waits for this result.
+            Complete(task, null, null, new WorkerStartException(ex.Message));
+            return;
+        }
+
+        worker.CurrentClientId = task.Client.ClientId;
+        worker.CurrentTaskName = task.Name;
+        var dependencies = new List<(byte[], ReadOnlyMemory<byte>)>(task.Dependencies.Count);
+        foreach (var dependency in task.Dependencies)
+        {
+            dependencies.Add((dependency.Id.Bytes, dependency.Data));
+        }
+
+        task.Attempts++;
+        Interlocked.Increment(ref _executions);
+        try
+        {
+            await worker.StartAsync(
+                task.FunctionKey,
+                task.FunctionPickle,
+                task.Name,
+                task.Client.ClientId,
+                task.Args,
+                task.Returns.Length,
+                dependencies,
+                (result, error) => Complete(task, worker, result, error),
+                CancellationToken.None).ConfigureAwait(false);
         }
         catch (WorkerCrashedException crash)
         {
-            if (task.MaxRetries < 0 || task.Attempts <= task.MaxRetries)
+            Complete(task, worker, null, crash);
+        }
+    }
+
+    /// <summary>Runs on the worker's read loop: stores the result, frees the CPU and dispatches the next task.</summary>
+    private void Complete(TaskSpec task, WorkerProcess? worker, WorkerResult? result, Exception? error)
+    {
+        var retry = false;
+        try
+        {
+            if (result is not null)
             {
-                LogRetry(_logger, task.Name, task.Attempts, crash.Message);
-                retry = true;
+                using (result)
+                {
+                    Store(task, result);
+                }
+            }
+            else if (error is WorkerCrashedException && task.Client.IsClosed)
+            {
+                // The job ended and its worker was stopped: nobody waits for this result.
+            }
+            else if (error is WorkerCrashedException crash)
+            {
+                if (task.MaxRetries < 0 || task.Attempts <= task.MaxRetries)
+                {
+                    LogRetry(_logger, task.Name, task.Attempts, crash.Message);
+                    retry = true;
+                }
+                else
+                {
+                    var pickle = ServerErrors.Pickle("ray.exceptions", "WorkerCrashedError",
+                        $"The worker died unexpectedly while executing {task.Name} ({crash.Message}); the task was tried {task.Attempts} time(s) (max_retries={task.MaxRetries}).");
+                    foreach (var output in task.Returns)
+                    {
+                        output.TrySet(pickle, isError: true);
+                    }
+                }
             }
             else
             {
-                var error = ServerErrors.Pickle("ray.exceptions", "WorkerCrashedError",
-                    $"The worker died unexpectedly while executing {task.Name} ({crash.Message}); the task was tried {task.Attempts} time(s) (max_retries={task.MaxRetries}).");
+                var pickle = ServerErrors.Pickle("ray.exceptions", "RaySystemError", $"Could not start a Python worker for {task.Name}: {error?.Message}");
                 foreach (var output in task.Returns)
                 {
-                    output.TrySet(error, isError: true);
+                    output.TrySet(pickle, isError: true);
                 }
-            }
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or IOException or System.ComponentModel.Win32Exception or TimeoutException)
-        {
-            var error = ServerErrors.Pickle("ray.exceptions", "RaySystemError", $"Could not start a Python worker for {task.Name}: {ex.Message}");
-            foreach (var output in task.Returns)
-            {
-                output.TrySet(error, isError: true);
             }
         }
         finally
@@ -264,10 +328,7 @@ internal sealed partial class LocalScheduler
 
         if (retry)
         {
-            lock (_lock)
-            {
-                _queue.AddFirst(task);
-            }
+            OnDependenciesReady(task);
         }
         else
         {
@@ -347,3 +408,6 @@ internal sealed partial class LocalScheduler
         Message = "The worker running {Task} died (attempt {Attempt}: {Reason}); retrying.")]
     private static partial void LogRetry(ILogger logger, string task, int attempt, string reason);
 }
+
+/// <summary>A Python worker could not be started.</summary>
+internal sealed class WorkerStartException(string message) : Exception(message);

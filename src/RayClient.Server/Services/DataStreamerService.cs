@@ -328,13 +328,19 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
         }
 
         _faults.OnRequestExecuting(request);
-        var response = isPut ? ExecutePut(session, request, payload) : ExecuteTask(session, request, payload);
+        TaskSpec? accepted = null;
+        var response = isPut ? ExecutePut(session, request, payload) : ExecuteTask(session, request, payload, out accepted);
         if (session.GraceSeconds > 0)
         {
             session.Cache.Store(request.ReqId, response);
         }
 
         output.TryWrite(response);
+        if (accepted is not null)
+        {
+            // The ticket goes out first; dispatching to a worker happens off the stream's loop.
+            _state.Scheduler.Submit(accepted);
+        }
     }
 
     private DataResponse ExecutePut(ClientSession session, DataRequest request, (ReadOnlyMemory<byte> Data, byte[]? Pooled) payload)
@@ -349,15 +355,16 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
 
     private long _puts;
 
-    private DataResponse ExecuteTask(ClientSession session, DataRequest request, (ReadOnlyMemory<byte> Data, byte[]? Pooled) payload)
+    private DataResponse ExecuteTask(ClientSession session, DataRequest request, (ReadOnlyMemory<byte> Data, byte[]? Pooled) payload, out TaskSpec? accepted)
     {
         var task = request.Task;
         var response = new DataResponse { ReqId = request.ReqId };
+        accepted = null;
         try
         {
             response.TaskTicket = task.Type switch
             {
-                ClientTask.Types.RemoteExecType.Function => ScheduleFunction(session, task, payload.Data),
+                ClientTask.Types.RemoteExecType.Function => ScheduleFunction(session, task, payload.Data, out accepted),
                 _ => Ticket.Error(ServerErrors.Pickle("builtins", "NotImplementedError",
                     $"The embedded server does not run {task.Type} requests yet.")),
             };
@@ -370,8 +377,9 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
         return response;
     }
 
-    private ClientTaskTicket ScheduleFunction(ClientSession session, ClientTask task, ReadOnlyMemory<byte> args)
+    private ClientTaskTicket ScheduleFunction(ClientSession session, ClientTask task, ReadOnlyMemory<byte> args, out TaskSpec? accepted)
     {
+        accepted = null;
         if (!session.TryGetObject(new RayId(task.PayloadId.ToByteArray()), out var function) || !function.IsReady || function.IsError)
         {
             throw new TicketException(ServerErrors.ValueError($"The function payload {Convert.ToHexStringLower(task.PayloadId.Span)} is not an object of client {session.ClientId}."));
@@ -403,7 +411,7 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
             ticket.ReturnIds.Add(UnsafeByteOperations.UnsafeWrap(returns[i].Id.Bytes));
         }
 
-        _state.Scheduler.Submit(new TaskSpec
+        accepted = new TaskSpec
         {
             Client = session,
             Name = string.IsNullOrEmpty(options.Name) ? task.Name : options.Name,
@@ -416,7 +424,7 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
             Resources = demand,
             MaxRetries = options.MaxRetries ?? 3,
             Environment = environment,
-        });
+        };
         return ticket;
     }
 
@@ -451,13 +459,7 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
 
         entry.AddReference(); // keep the bytes while they are being sent
         var start = get.StartChunkId;
-        if (entry.IsReady)
-        {
-            SendObject(request.ReqId, entry, start, output);
-            return;
-        }
-
-        _ = entry.Ready.ContinueWith(_ => SendObject(request.ReqId, entry, start, output), TaskScheduler.Default);
+        entry.OnReady(() => SendObject(request.ReqId, entry, start, output));
     }
 
     private void SendObject(int reqId, StoredObject entry, int startChunk, ChannelWriter<DataResponse> output)

@@ -10,6 +10,7 @@ internal sealed class StoredObject
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private byte[]? _pooled;
     private int _references;
+    private List<Action>? _waiters;
 
     public StoredObject(RayId id) => Id = id;
 
@@ -43,8 +44,35 @@ internal sealed class StoredObject
         IsError = isError;
         _pooled = pooled;
         Contained = contained;
-        _ready.TrySetResult();
+        List<Action>? waiters;
+        lock (_ready)
+        {
+            _ready.TrySetResult();
+            waiters = _waiters;
+            _waiters = null;
+        }
+
+        foreach (var waiter in waiters ?? [])
+        {
+            waiter(); // cheap, non-blocking callbacks (queueing a response): no thread hop
+        }
+
         return true;
+    }
+
+    /// <summary>Runs <paramref name="callback"/> when the object is set (at once if it already is), on the setting thread.</summary>
+    public void OnReady(Action callback)
+    {
+        lock (_ready)
+        {
+            if (!_ready.Task.IsCompleted)
+            {
+                (_waiters ??= []).Add(callback);
+                return;
+            }
+        }
+
+        callback();
     }
 
     public void AddReference() => Interlocked.Increment(ref _references);

@@ -72,7 +72,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly Stream _input;
     private readonly Stream _output;
-    private readonly ConcurrentDictionary<ulong, TaskCompletionSource<WorkerResult>> _pending = new();
+    private readonly ConcurrentDictionary<ulong, Action<WorkerResult?, Exception?>> _pending = new();
     private readonly TaskCompletionSource<string> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly Action<WorkerProcess, string> _onOutput;
@@ -169,8 +169,11 @@ internal sealed class WorkerProcess : IAsyncDisposable
         return worker;
     }
 
-    /// <summary>Runs one function call and returns its result frame.</summary>
-    public async Task<WorkerResult> ExecuteAsync(
+    /// <summary>
+    /// Sends one function call. <paramref name="onDone"/> runs on the worker's read loop when the
+    /// result frame arrives (or with the error when the worker dies): no thread hop per task.
+    /// </summary>
+    public async Task StartAsync(
         string functionKey,
         ReadOnlyMemory<byte> functionPickle,
         string name,
@@ -178,6 +181,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
         ReadOnlyMemory<byte> args,
         int numReturns,
         IReadOnlyList<(byte[] Id, ReadOnlyMemory<byte> Value)> dependencies,
+        Action<WorkerResult?, Exception?> onDone,
         CancellationToken cancellationToken)
     {
         if (_dead)
@@ -186,8 +190,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
         }
 
         var seq = Interlocked.Increment(ref _nextSeq);
-        var completion = new TaskCompletionSource<WorkerResult>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _pending[seq] = completion;
+        _pending[seq] = onDone;
         var blobs = new List<ReadOnlyMemory<byte>>(6 + (2 * dependencies.Count))
         {
             Encoding.UTF8.GetBytes(functionKey),
@@ -217,8 +220,6 @@ internal sealed class WorkerProcess : IAsyncDisposable
         {
             throw new WorkerCrashedException($"Worker process {Pid} exited.");
         }
-
-        return await completion.Task.ConfigureAwait(false);
     }
 
     private async Task WriteFrameAsync(byte kind, ulong seq, IReadOnlyList<ReadOnlyMemory<byte>> blobs, CancellationToken cancellationToken)
@@ -308,7 +309,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
                     continue;
                 }
 
-                if (!_pending.TryRemove(seq, out var completion))
+                if (!_pending.TryRemove(seq, out var onDone))
                 {
                     ArrayPool<byte>.Shared.Return(frame);
                     continue;
@@ -334,7 +335,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
                     result = new WorkerResult(true, blobs, [], frame);
                 }
 
-                completion.TrySetResult(result);
+                onDone(result, null);
             }
         }
         catch (Exception ex) when (ex is EndOfStreamException or IOException or ObjectDisposedException)
@@ -346,11 +347,11 @@ internal sealed class WorkerProcess : IAsyncDisposable
             _dead = true;
             var message = ExitDescription();
             _ready.TrySetException(new WorkerCrashedException($"The Python worker exited during start-up: {message}"));
-            foreach (var (seq, completion) in _pending)
+            foreach (var (seq, onDone) in _pending)
             {
                 if (_pending.TryRemove(seq, out _))
                 {
-                    completion.TrySetException(new WorkerCrashedException($"The worker process (pid {Pid}) died while running the task: {message}"));
+                    onDone(null, new WorkerCrashedException($"The worker process (pid {Pid}) died while running the task: {message}"));
                 }
             }
         }
