@@ -95,8 +95,10 @@ public sealed class LocalRayServer : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = null;
-            kestrel.Limits.Http2.InitialStreamWindowSize = 8 * 1024 * 1024;
-            kestrel.Limits.Http2.InitialConnectionWindowSize = 16 * 1024 * 1024;
+            // Large windows and frames: 100 MiB objects must not stall on flow control.
+            kestrel.Limits.Http2.InitialStreamWindowSize = 32 * 1024 * 1024;
+            kestrel.Limits.Http2.InitialConnectionWindowSize = 64 * 1024 * 1024;
+            kestrel.Limits.Http2.MaxFrameSize = 1024 * 1024;
             kestrel.Limits.Http2.MaxStreamsPerConnection = 1000;
             kestrel.Limits.KeepAliveTimeout = TimeSpan.FromDays(1);
             kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(30);

@@ -3,6 +3,7 @@ using System.Globalization;
 using Ray.Rpc;
 using RayClient;
 using RayClient.Server;
+using RayClient.Server.Testing;
 
 namespace RayClient.Benchmarks;
 
@@ -113,6 +114,8 @@ internal static class Program
             rows.Add(($"get {label}", size / getMedian / 1e9, "GB/s", getMedian / baseline));
         }
 
+        await MeasureReconnectsAsync(server, workingDir, quick, rows, baseline);
+
         Console.WriteLine();
         Console.WriteLine($"RayClient benchmarks — {Environment.ProcessorCount} cores, .NET {Environment.Version}, embedded server, {DateTime.UtcNow:u}");
         Console.WriteLine($"{"measure",-46} {"value",14} {"unit",-8} {"× baseline RTT",16}");
@@ -127,6 +130,75 @@ internal static class Program
         Console.WriteLine("Ratios: time of one operation divided by the median raw gRPC round trip of the same run.");
         Directory.Delete(workingDir, recursive: true);
         return 0;
+    }
+
+    /// <summary>Issue 4's measures: time from a cut to resumed traffic, and task throughput under cuts every 200 ms.</summary>
+    private static async Task MeasureReconnectsAsync(
+        LocalRayServer server, string workingDir, bool quick, List<(string Name, double Value, string Unit, double? Ratio)> rows, double baseline)
+    {
+        await using var proxy = new FaultProxy(server.Port);
+        await using var ray = await RaySession.ConnectAsync(new RaySessionOptions
+        {
+            Address = proxy.Address,
+            RuntimeEnv = new RuntimeEnv { WorkingDir = workingDir },
+            LogSink = _ => { },
+        });
+        var noop = PyFunction.Of("bench", "noop");
+        for (var i = 0; i < 500; i++)
+        {
+            await ray.Call(noop);
+        }
+
+        var outages = new List<double>();
+        for (var cut = 0; cut < 20; cut++)
+        {
+            proxy.CutAll();
+            var start = Stopwatch.GetTimestamp();
+            await ray.Call(noop); // the first round trip after the cut
+            outages.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
+        }
+
+        var median = Median([.. outages]);
+        rows.Add(("cut → resumed traffic, median of 20", median * 1e3, "ms", median / baseline));
+        rows.Add(("cut → resumed traffic, worst of 20", outages.Max() * 1e3, "ms", outages.Max() / baseline));
+
+        var seconds = quick ? 3 : 6;
+        var calm = await TasksPerSecondAsync(ray, noop, seconds, cut: null);
+        var stormy = await TasksPerSecondAsync(ray, noop, seconds, cut: proxy);
+        rows.Add(("tasks/s through the proxy, no cuts", calm, "tasks/s", null));
+        rows.Add(("tasks/s through the proxy, a cut every 200 ms", stormy, "tasks/s", null));
+        rows.Add(("  ratio with cuts / without", stormy / calm, "×", null));
+    }
+
+    private static async Task<double> TasksPerSecondAsync(RaySession ray, PyFunction<object?> noop, int seconds, FaultProxy? cut)
+    {
+        using var stop = new CancellationTokenSource();
+        var cutter = cut is null ? Task.CompletedTask : Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await Task.Delay(200, CancellationToken.None);
+                cut.CutAll();
+            }
+        });
+        var sw = Stopwatch.StartNew();
+        long done = 0;
+        while (sw.Elapsed.TotalSeconds < seconds)
+        {
+            var refs = new List<ObjectRef<object?>>(1000);
+            for (var i = 0; i < 1000; i++)
+            {
+                refs.Add(ray.Call(noop));
+            }
+
+            await ray.GetAsync(refs);
+            done += 1000;
+        }
+
+        var rate = done / sw.Elapsed.TotalSeconds;
+        await stop.CancelAsync();
+        await cutter;
+        return rate;
     }
 
     private static async Task<List<double>> TimeEachAsync(int count, Func<Task> action)
