@@ -19,6 +19,7 @@ internal sealed partial class ServerState : IAsyncDisposable
     private readonly ConcurrentDictionary<string, ClientSession> _sessions = new(StringComparer.Ordinal);
     private readonly KvStore _kv = new();
     private readonly RayClient.Server.RuntimeEnv.PackageCache _packages;
+    private readonly RayClient.Server.RuntimeEnv.VirtualEnvCache _venvs;
     private readonly ConcurrentDictionary<string, ClientLog> _logs = new(StringComparer.Ordinal);
     private long _jobCounter;
 
@@ -31,6 +32,7 @@ internal sealed partial class ServerState : IAsyncDisposable
         PythonVersion = version;
         Store = new ObjectStore();
         _packages = new RayClient.Server.RuntimeEnv.PackageCache(Path.Combine(workDirectory, "packages"));
+        _venvs = new RayClient.Server.RuntimeEnv.VirtualEnvCache(Path.Combine(workDirectory, "venvs"), python);
         Pool = new WorkerPool(python, Path.Combine(workDirectory, "worker"), Math.Max(2, (int)Math.Ceiling(options.NumCpus) * 2), OnWorkerOutput);
         var resources = new Dictionary<string, double>(StringComparer.Ordinal)
         {
@@ -148,8 +150,35 @@ internal sealed partial class ServerState : IAsyncDisposable
             }
         }
 
-        var key = JsonSerializer.Serialize(new { workingDir, sysPath, envVars });
-        return new WorkerEnvironment(key, workingDir, sysPath, envVars);
+        string? python = null;
+        if (runtimeEnv.TryGetValue("pip", out var pip) && PipSpec(pip) is { Packages.Count: > 0 } spec)
+        {
+            var timeout = TimeSpan.FromSeconds(600);
+            if (runtimeEnv.TryGetValue("config", out var config) && config is System.Collections.IDictionary cfg
+                && cfg.Contains("setup_timeout_seconds") && cfg["setup_timeout_seconds"] is int seconds and > 0)
+            {
+                timeout = TimeSpan.FromSeconds(seconds);
+            }
+
+            python = await _venvs.GetPythonAsync(spec.Packages, spec.Check, timeout).ConfigureAwait(false);
+        }
+
+        var key = JsonSerializer.Serialize(new { workingDir, sysPath, envVars, python });
+        return new WorkerEnvironment(key, workingDir, sysPath, envVars, python);
+    }
+
+    /// <summary>Ray's pip field: a list of requirements, or {packages, pip_check, pip_version}.</summary>
+    private static (List<string> Packages, bool Check)? PipSpec(object? pip)
+    {
+        static List<string> Strings(object? value) =>
+            value is System.Collections.IEnumerable items and not string ? items.OfType<string>().ToList() : [];
+
+        return pip switch
+        {
+            System.Collections.IDictionary dict => (Strings(dict.Contains("packages") ? dict["packages"] : null), dict.Contains("pip_check") && dict["pip_check"] is true),
+            System.Collections.IEnumerable and not string => (Strings(pip), false),
+            _ => null,
+        };
     }
 
     /// <summary>Packages live in the KV store under their URI, default namespace (spec §8.6).</summary>

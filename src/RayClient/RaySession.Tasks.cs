@@ -42,13 +42,20 @@ public sealed partial class RaySession
         List<ObjectRef>? refs = null;
         CollectRefs(args, ref refs, 0);
         CollectRefs(kwargs, ref refs, 0);
-        var optionsDict = options.ToPythonDict();
+        var envUpload = options.RuntimeEnv is { } taskEnv && HasLocalPackages(taskEnv) ? UploadTaskEnvAsync(taskEnv) : null;
         var name = function.FunctionName[(function.FunctionName.LastIndexOf('.') + 1)..];
         Submit(
             payload,
             refs,
+            envUpload,
             payloadId =>
             {
+                if (envUpload is not null)
+                {
+                    options.RuntimeEnv = envUpload.Result;
+                }
+
+                var optionsDict = options.ToPythonDict();
                 var task = new ClientTask
                 {
                     Type = ClientTask.Types.RemoteExecType.Function,
@@ -105,26 +112,38 @@ public sealed partial class RaySession
     private void Submit(
         System.Threading.Tasks.Task<RayId> payload,
         List<ObjectRef>? refs,
+        System.Threading.Tasks.Task? prerequisite,
         Func<RayId, PendingRequest> build,
         TaskCompletionSource<RayId>[] returnIds,
         string context)
     {
         lock (_submitLock)
         {
-            if (_submitTail.IsCompleted && payload.IsCompleted && (refs is null || refs.TrueForAll(r => r.IdTask.IsCompleted)))
+            if (_submitTail.IsCompleted && payload.IsCompleted && (prerequisite?.IsCompleted ?? true) && (refs is null || refs.TrueForAll(r => r.IdTask.IsCompleted)))
             {
-                SendSubmission(payload, refs, build, returnIds, context);
+                SendSubmission(payload, refs, prerequisite, build, returnIds, context);
                 return;
             }
 
             var previous = _submitTail;
-            _submitTail = SubmitLaterAsync(previous, payload, refs, build, returnIds, context);
+            _submitTail = SubmitLaterAsync(previous, payload, refs, prerequisite, build, returnIds, context);
         }
     }
 
     private async System.Threading.Tasks.Task SubmitLaterAsync(
-        System.Threading.Tasks.Task previous, System.Threading.Tasks.Task<RayId> payload, List<ObjectRef>? refs, Func<RayId, PendingRequest> build, TaskCompletionSource<RayId>[] returnIds, string context)
+        System.Threading.Tasks.Task previous,
+        System.Threading.Tasks.Task<RayId> payload,
+        List<ObjectRef>? refs,
+        System.Threading.Tasks.Task? prerequisite,
+        Func<RayId, PendingRequest> build,
+        TaskCompletionSource<RayId>[] returnIds,
+        string context)
     {
+        if (prerequisite is not null)
+        {
+            await prerequisite.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
         await previous.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         await ((System.Threading.Tasks.Task)payload).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         if (refs is not null)
@@ -137,16 +156,23 @@ public sealed partial class RaySession
 
         lock (_submitLock)
         {
-            SendSubmission(payload, refs, build, returnIds, context);
+            SendSubmission(payload, refs, prerequisite, build, returnIds, context);
         }
     }
 
     private void SendSubmission(
-        System.Threading.Tasks.Task<RayId> payload, List<ObjectRef>? refs, Func<RayId, PendingRequest> build, TaskCompletionSource<RayId>[] returnIds, string context)
+        System.Threading.Tasks.Task<RayId> payload,
+        List<ObjectRef>? refs,
+        System.Threading.Tasks.Task? prerequisite,
+        Func<RayId, PendingRequest> build,
+        TaskCompletionSource<RayId>[] returnIds,
+        string context)
     {
         try
         {
-            var failed = payload.IsCompletedSuccessfully ? refs?.Find(r => !r.IdTask.IsCompletedSuccessfully)?.IdTask : payload;
+            System.Threading.Tasks.Task? failed = !payload.IsCompletedSuccessfully ? payload
+                : prerequisite is { IsCompletedSuccessfully: false } ? prerequisite
+                : refs?.Find(r => !r.IdTask.IsCompletedSuccessfully)?.IdTask;
             if (failed is not null)
             {
                 var error = failed.Exception?.InnerException ?? new TaskCanceledException(failed);
@@ -204,6 +230,18 @@ public sealed partial class RaySession
             }
         }
     }
+
+    private static bool HasLocalPackages(RuntimeEnv env) =>
+        (env.WorkingDir is { } dir && !RayClient.Packaging.RuntimeEnvUris.IsUri(dir))
+        || (env.PyModules?.Any(m => !RayClient.Packaging.RuntimeEnvUris.IsUri(m)) ?? false);
+
+    /// <summary>
+    /// Uploads a task's local packages through the KV RPCs. Not pinned: Ray's specific servers do
+    /// not serve PinRuntimeEnvURI after Init, and the task refers to the package right away.
+    /// </summary>
+    private System.Threading.Tasks.Task<RuntimeEnv> UploadTaskEnvAsync(RuntimeEnv env) =>
+        RayClient.Packaging.RuntimeEnvUploader.UploadLocalPackagesAsync(
+            env, new KvPackageStore(this), new RayClient.Packaging.UploadOptions { PinExpirationSeconds = 0 }, progress: null, _lifetime.Token);
 
     private static void FailAll(TaskCompletionSource<RayId>[] sources, Exception error)
     {

@@ -83,13 +83,16 @@ public sealed class TaskCaller<TResult>
         return this;
     }
 
-    /// <summary>A runtime env for this task only, merged with the job's as Ray merges them. Local paths must already be URIs.</summary>
+    /// <summary>
+    /// A runtime env for this task only, merged with the job's as Ray merges them (its keys replace
+    /// the job's, env_vars are merged). Local <c>working_dir</c>/<c>py_modules</c> directories are
+    /// packaged and uploaded before the task is sent (Ray's Python client only allows URIs here).
+    /// </summary>
+    /// <exception cref="RayRuntimeEnvException">The env is invalid; nothing is sent.</exception>
     public TaskCaller<TResult> SetRuntimeEnv(RuntimeEnv runtimeEnv)
     {
         ArgumentNullException.ThrowIfNull(runtimeEnv);
-        // Only the job's env can carry local paths (they are uploaded before Init); a task's env
-        // must name URIs. Validate now so a bad env fails here, before anything is sent.
-        _options.RuntimeEnv = runtimeEnv.Validate().EnsureNoLocalPaths();
+        _options.RuntimeEnv = runtimeEnv.Validate();
         return this;
     }
 

@@ -35,7 +35,8 @@ internal sealed class TaskSpec
 
     public required int MaxRetries { get; init; }
 
-    public required WorkerEnvironment Environment { get; init; }
+    /// <summary>The worker environment, possibly still being prepared (unpacking, pip install).</summary>
+    public required Task<WorkerEnvironment> Environment { get; init; }
 
     public int Attempts { get; set; }
 }
@@ -230,7 +231,13 @@ internal sealed partial class LocalScheduler
         WorkerProcess worker;
         try
         {
-            worker = await _pool.AcquireAsync(task.Environment, CancellationToken.None).ConfigureAwait(false);
+            var environment = await task.Environment.ConfigureAwait(false);
+            worker = await _pool.AcquireAsync(environment, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RayClient.Server.RuntimeEnv.RuntimeEnvSetupException or RayRuntimeEnvException)
+        {
+            Complete(task, null, null, ex);
+            return;
         }
         catch (Exception ex) when (ex is InvalidOperationException or IOException or System.ComponentModel.Win32Exception or TimeoutException or WorkerCrashedException)
         {
@@ -299,6 +306,15 @@ internal sealed partial class LocalScheduler
                     {
                         output.TrySet(pickle, isError: true);
                     }
+                }
+            }
+            else if (error is RayClient.Server.RuntimeEnv.RuntimeEnvSetupException or RayRuntimeEnvException)
+            {
+                // A setup failure, not a task failure (Ray's RuntimeEnvSetupError), with pip's own output.
+                var pickle = ServerErrors.Pickle("ray.exceptions", "RuntimeEnvSetupError", $"Failed to set up the runtime env of {task.Name}: {error.Message}");
+                foreach (var output in task.Returns)
+                {
+                    output.TrySet(pickle, isError: true);
                 }
             }
             else

@@ -259,6 +259,10 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
                     await _state.InitializeAsync(session, request.Init.JobConfig, request.Init.ReconnectGracePeriod, cancellationToken).ConfigureAwait(false);
                     response.Init = new InitResponse { Ok = true };
                 }
+                catch (Exception ex) when (ex is RayClient.Server.RuntimeEnv.RuntimeEnvSetupException or RayRuntimeEnvException)
+                {
+                    response.Init = new InitResponse { Ok = false, Msg = $"RuntimeEnvSetupError: the job's runtime env could not be set up: {ex.Message}" };
+                }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
                     response.Init = new InitResponse { Ok = false, Msg = $"Call to `ray.init()` on the server failed with: {ex.Message}" };
@@ -394,11 +398,13 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
         }
 
         var held = RefScanner.FindHeld(session, args, out var topLevel);
-        var environment = session.Environment;
+        // A task's own env may need unpacking or a pip install: resolved off the Datapath loop,
+        // before the task takes a worker.
+        var environment = Task.FromResult(session.Environment);
         if (options.RuntimeEnv is { Count: > 0 } taskEnv)
         {
             var merged = RuntimeEnvMerge.Merge(session.RuntimeEnv, taskEnv);
-            environment = _state.ResolveEnvironmentAsync(merged, CancellationToken.None).GetAwaiter().GetResult();
+            environment = _state.ResolveEnvironmentAsync(merged, CancellationToken.None);
         }
 
         var returns = new StoredObject[numReturns];

@@ -86,7 +86,7 @@ internal sealed class WorkerPool : IAsyncDisposable
             }
         }
 
-        var worker = await WorkerProcess.StartAsync(Python, _script, environment, _onOutput, cancellationToken).ConfigureAwait(false);
+        var worker = await WorkerProcess.StartAsync(environment.PythonExecutable ?? Python, _script, environment, _onOutput, cancellationToken).ConfigureAwait(false);
         lock (_lock)
         {
             if (_disposed)

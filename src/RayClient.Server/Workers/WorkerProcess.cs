@@ -12,11 +12,13 @@ namespace RayClient.Server.Workers;
 /// <param name="WorkingDirectory">Unpacked working_dir, the process's current directory and first on sys.path.</param>
 /// <param name="SysPath">Extra import paths (py_modules), in order.</param>
 /// <param name="EnvironmentVariables">env_vars of the runtime env.</param>
+/// <param name="PythonExecutable">The interpreter (a pip env's venv), or null for the server's.</param>
 internal sealed record WorkerEnvironment(
     string Key,
     string? WorkingDirectory,
     IReadOnlyList<string> SysPath,
-    IReadOnlyDictionary<string, string> EnvironmentVariables)
+    IReadOnlyDictionary<string, string> EnvironmentVariables,
+    string? PythonExecutable = null)
 {
     public static readonly WorkerEnvironment Default = new("default", null, [], new Dictionary<string, string>());
 }

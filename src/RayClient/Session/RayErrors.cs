@@ -69,8 +69,10 @@ internal static class RayErrors
         return new RayConnectionException($"Could not connect to {address}: {(rpc?.Status.Detail is { Length: > 0 } d ? d : error.Message)}", isTransient: true, error);
     }
 
-    public static RayConnectionException InitFailed(string message, RayAddress address) =>
-        new($"The Ray client server at {address} refused to start the job: {message}", isTransient: false);
+    public static RayException InitFailed(string message, RayAddress address) =>
+        message.Contains("RuntimeEnvSetupError", StringComparison.Ordinal) || message.Contains("runtime_env", StringComparison.Ordinal)
+            ? new RayRuntimeEnvException($"The Ray client server at {address} could not set up the job's runtime env: {message}")
+            : new RayConnectionException($"The Ray client server at {address} refused to start the job: {message}", isTransient: false);
 
     /// <summary>Maps a decoded Python error to the RayClient exception type a .NET caller can act on.</summary>
     public static RayException FromPythonError(PythonError error, string context)

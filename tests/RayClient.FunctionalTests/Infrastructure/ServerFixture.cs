@@ -61,6 +61,10 @@ public sealed class ServerFixture : IAsyncLifetime
             time.sleep(seconds)
             return (start, time.monotonic())
 
+        def import_value(module):
+            import importlib
+            return importlib.import_module(module).VALUE
+
         def print_and_return(text):
             print(text)
             return text
