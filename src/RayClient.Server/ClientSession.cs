@@ -268,15 +268,21 @@ internal sealed class ResponseCache
 /// </summary>
 internal sealed class ChunkCollector
 {
-    private readonly List<ByteString> _chunks = [];
+    private readonly List<(ByteString Data, byte[]? Rented)> _chunks = [];
     private int _reqId = -1;
     private int _next;
 
-    /// <returns>The whole payload (and a pooled buffer that holds it, if one was needed) once complete.</returns>
-    public (ReadOnlyMemory<byte> Data, byte[]? Pooled)? Add(int reqId, int chunkId, int totalChunks, ByteString data)
+    /// <summary>Adds a chunk whose bytes are not pooled.</summary>
+    public (ReadOnlyMemory<byte> Data, byte[]? Pooled)? Add(int reqId, int chunkId, int totalChunks, ByteString data) =>
+        Add(reqId, chunkId, totalChunks, data, rented: null);
+
+    /// <summary>Adds a chunk; <paramref name="rented"/> is the pooled buffer behind it, owned by the collector from now on.</summary>
+    /// <returns>The whole payload (and the pooled buffer that holds it, if any) once complete.</returns>
+    public (ReadOnlyMemory<byte> Data, byte[]? Pooled)? Add(int reqId, int chunkId, int totalChunks, ByteString data, byte[]? rented)
     {
         if (totalChunks <= 0)
         {
+            Return(rented);
             throw new DatapathProtocolException($"Request {reqId} has total_chunks={totalChunks}; Ray clients always set chunk_id and total_chunks, even for one chunk.");
         }
 
@@ -284,6 +290,7 @@ internal sealed class ChunkCollector
         {
             if (chunkId != 0)
             {
+                Return(rented);
                 throw new DatapathProtocolException($"Expected chunk 0 of request {reqId}, got chunk {chunkId} (while collecting request {_reqId}).");
             }
 
@@ -299,15 +306,17 @@ internal sealed class ChunkCollector
             }
             else
             {
+                Return(rented);
                 return null;
             }
         }
         else if (chunkId > _next)
         {
+            Return(rented);
             throw new DatapathProtocolException($"Chunk {chunkId} of request {reqId} arrived before chunk {_next}: chunks received out of order.");
         }
 
-        _chunks.Add(data);
+        _chunks.Add((data, rented));
         _next = chunkId + 1;
         if (_next < totalChunks)
         {
@@ -317,22 +326,23 @@ internal sealed class ChunkCollector
         (ReadOnlyMemory<byte>, byte[]?) result;
         if (_chunks.Count == 1)
         {
-            result = (_chunks[0].Memory, null);
+            result = (_chunks[0].Data.Memory, _chunks[0].Rented);
+            _chunks.Clear();
         }
         else
         {
             var size = 0;
             foreach (var chunk in _chunks)
             {
-                size = checked(size + chunk.Length);
+                size = checked(size + chunk.Data.Length);
             }
 
             var buffer = ArrayPool<byte>.Shared.Rent(size);
             var offset = 0;
             foreach (var chunk in _chunks)
             {
-                chunk.Span.CopyTo(buffer.AsSpan(offset));
-                offset += chunk.Length;
+                chunk.Data.Span.CopyTo(buffer.AsSpan(offset));
+                offset += chunk.Data.Length;
             }
 
             result = (buffer.AsMemory(0, size), buffer);
@@ -344,9 +354,22 @@ internal sealed class ChunkCollector
 
     public void Reset()
     {
+        foreach (var chunk in _chunks)
+        {
+            Return(chunk.Rented);
+        }
+
         _chunks.Clear();
         _reqId = -1;
         _next = 0;
+    }
+
+    private static void Return(byte[]? rented)
+    {
+        if (rented is not null)
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
     }
 }
 

@@ -86,6 +86,7 @@ public sealed class LocalRayServer : IAsyncDisposable
         builder.Services.AddSingleton(state);
         var faults = new ServerFaults();
         builder.Services.AddSingleton(faults);
+        builder.Services.AddSingleton<Grpc.AspNetCore.Server.Model.IServiceMethodProvider<DataStreamerService>, DatapathMethodProvider>();
         builder.Services.AddGrpc(o =>
         {
             o.MaxReceiveMessageSize = null;

@@ -172,7 +172,7 @@ public sealed partial class RaySession : IAsyncDisposable
         }
 
         _data = new DataChannel(
-            new RayletDataStreamer.RayletDataStreamerClient(_channel),
+            _channel.CreateCallInvoker(),
             reconnecting => BuildMetadata(reconnecting),
             token => PingAsync(token),
             _grace,

@@ -17,7 +17,7 @@ namespace RayClient.Server.Services;
 /// cacheable responses are kept until acknowledged so a replay after a reconnect is answered
 /// without running anything twice.
 /// </summary>
-internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDataStreamerBase
+internal sealed partial class DataStreamerService
 {
     private const int ChunkSize = 5 * 1024 * 1024;
     private static readonly WriteOptions BufferHint = new(WriteFlags.BufferHint);
@@ -33,7 +33,7 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
         _logger = state.Logger;
     }
 
-    public override async Task Datapath(IAsyncStreamReader<DataRequest> requestStream, IServerStreamWriter<DataResponse> responseStream, ServerCallContext context)
+    public async Task Datapath(IAsyncStreamReader<DataRequest> requestStream, IServerStreamWriter<DataResponse> responseStream, ServerCallContext context)
     {
         var clientId = context.RequestHeaders.GetValue("client_id");
         if (string.IsNullOrEmpty(clientId))
@@ -313,9 +313,17 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
         var totalChunks = isPut ? request.Put.TotalChunks : request.Task.TotalChunks;
         var isFinal = chunkId + 1 == totalChunks;
 
+        // The put's bytes may sit in a pooled buffer (PooledWire); whoever drops them returns it.
+        var rented = isPut ? PooledWire.TakeRentedBuffer(request.Put) : null;
+
         // A replayed request already executed: skip its chunks, re-send the cached answer.
         if (session.GraceSeconds > 0 && session.Cache.Peek(request.ReqId) is { } earlier)
         {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+
             if (isFinal)
             {
                 output.TryWrite(await earlier.ConfigureAwait(false));
@@ -325,7 +333,7 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
         }
 
         var collector = isPut ? session.PutChunks : session.TaskChunks;
-        var assembled = collector.Add(request.ReqId, chunkId, totalChunks, isPut ? request.Put.Data : request.Task.Data);
+        var assembled = collector.Add(request.ReqId, chunkId, totalChunks, isPut ? request.Put.Data : request.Task.Data, rented);
         if (assembled is not { } payload)
         {
             return;
@@ -517,4 +525,17 @@ internal sealed partial class DataStreamerService : RayletDataStreamer.RayletDat
     [LoggerMessage(EventId = 2102, EventName = "GraceExpired", Level = LogLevel.Information,
         Message = "Client {ClientId} did not reconnect within {Grace} s; its session was cleaned up.")]
     private static partial void LogGraceExpired(ILogger logger, string clientId, int grace);
+}
+
+/// <summary>
+/// Binds <see cref="DataStreamerService.Datapath"/> with the pooled request marshaller instead of
+/// the generated one (see <see cref="PooledWire"/>).
+/// </summary>
+internal sealed class DatapathMethodProvider : Grpc.AspNetCore.Server.Model.IServiceMethodProvider<DataStreamerService>
+{
+    public void OnServiceMethodDiscovery(Grpc.AspNetCore.Server.Model.ServiceMethodProviderContext<DataStreamerService> context) =>
+        context.AddDuplexStreamingMethod(
+            PooledWire.ServerDatapath,
+            [],
+            (service, requests, responses, call) => service.Datapath(requests, responses, call));
 }

@@ -54,6 +54,14 @@ internal sealed class PickleReader
     /// <summary>The longest string read that contains a Python traceback, when tracking was asked for.</summary>
     internal string? LongestTraceback { get; private set; }
 
+    /// <summary>Copies a bytes payload; large ones skip the zeroing a plain new byte[] would do first.</summary>
+    private static byte[] CopyBytes(ReadOnlySpan<byte> source)
+    {
+        var copy = source.Length >= 85_000 ? GC.AllocateUninitializedArray<byte>(source.Length) : new byte[source.Length];
+        source.CopyTo(copy);
+        return copy;
+    }
+
     /// <summary>Unpickles <paramref name="data"/>.</summary>
     /// <param name="data">A complete pickle.</param>
     /// <param name="resolver">Turns persistent ids into objects; without one, the <see cref="PickleStub"/>s themselves are returned.</param>
@@ -211,11 +219,11 @@ internal sealed class PickleReader
                     Push(Take(d, Take(d, 1)[0]).ToArray());
                     break;
                 case PickleOpcodes.BinBytes:
-                    Push(Take(d, BinaryPrimitives.ReadUInt32LittleEndian(Take(d, 4))).ToArray());
+                    Push(CopyBytes(Take(d, BinaryPrimitives.ReadUInt32LittleEndian(Take(d, 4)))));
                     break;
                 case PickleOpcodes.BinBytes8:
                 case PickleOpcodes.ByteArray8:
-                    Push(Take(d, BinaryPrimitives.ReadUInt64LittleEndian(Take(d, 8))).ToArray());
+                    Push(CopyBytes(Take(d, BinaryPrimitives.ReadUInt64LittleEndian(Take(d, 8)))));
                     break;
 
                 // Containers.

@@ -26,7 +26,7 @@ internal sealed partial class DataChannel : IAsyncDisposable
 
     private const int AcknowledgeBatchSize = 32;
 
-    private readonly RayletDataStreamer.RayletDataStreamerClient _client;
+    private readonly CallInvoker _invoker;
     private readonly Func<bool, Metadata> _metadata;
     private readonly Func<CancellationToken, Task> _ping;
     private readonly TimeSpan _grace;
@@ -47,14 +47,14 @@ internal sealed partial class DataChannel : IAsyncDisposable
     private long _reconnects;
 
     public DataChannel(
-        RayletDataStreamer.RayletDataStreamerClient client,
+        CallInvoker invoker,
         Func<bool, Metadata> metadata,
         Func<CancellationToken, Task> ping,
         TimeSpan grace,
         TimeProvider time,
         ILogger logger)
     {
-        _client = client;
+        _invoker = invoker;
         _metadata = metadata;
         _ping = ping;
         _grace = grace;
@@ -134,7 +134,7 @@ internal sealed partial class DataChannel : IAsyncDisposable
             Exception? failure = null;
             try
             {
-                call = _client.Datapath(new CallOptions(headers: _metadata(reconnecting), cancellationToken: generation.Token).WithWaitForReady());
+                call = _invoker.AsyncDuplexStreamingCall(PooledWire.ClientDatapath, host: null, new CallOptions(headers: _metadata(reconnecting), cancellationToken: generation.Token).WithWaitForReady());
                 var writer = WriteLoopAsync(call.RequestStream, replay: reconnecting, generation.Token);
                 var reader = ReadLoopAsync(call.ResponseStream, generation.Token, () =>
                 {

@@ -75,13 +75,19 @@ internal sealed class PendingRequest
         }
 
         var total = Math.Max(chunk.TotalChunks, 1);
-        if (chunk.ChunkId < _nextChunk)
+        var rented = PooledWire.TakeRentedBuffer(chunk); // the chunk's bytes may live in a pooled buffer
+        if (chunk.ChunkId < _nextChunk || chunk.ChunkId > _nextChunk)
         {
-            return null; // duplicate after a replay
-        }
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
 
-        if (chunk.ChunkId > _nextChunk)
-        {
+            if (chunk.ChunkId < _nextChunk)
+            {
+                return null; // duplicate after a replay
+            }
+
             throw new RayConnectionException(
                 $"Received chunk {chunk.ChunkId} of an object before chunk {_nextChunk}: the stream lost data.", isTransient: true);
         }
@@ -89,7 +95,7 @@ internal sealed class PendingRequest
         if (total == 1)
         {
             _nextChunk = 1;
-            return new ReceivedObject(chunk.Data.Memory, null, isError: false);
+            return new ReceivedObject(chunk.Data.Memory, rented, isError: false);
         }
 
         if (_assembly is null)
@@ -100,6 +106,10 @@ internal sealed class PendingRequest
 
         chunk.Data.Span.CopyTo(_assembly.AsSpan(_received));
         _received += chunk.Data.Length;
+        if (rented is not null)
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
         _nextChunk = chunk.ChunkId + 1;
         Request.Get.StartChunkId = _nextChunk;
         if (_nextChunk < total)
