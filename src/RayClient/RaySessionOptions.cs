@@ -30,13 +30,14 @@ public sealed class RaySessionOptions
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
-    /// Interval of HTTP/2 keepalive pings that detect a dead peer. Default: 10 seconds
-    /// (Ray uses 30 s; shorter so that a dead connection is noticed within seconds).
+    /// Interval of HTTP/2 keepalive pings that detect a dead peer. Default: 5 seconds (Ray uses
+    /// 30 s; shorter so that a silently dead connection is noticed within about 10 s; Ray's
+    /// server accepts pings at any rate, <c>max_ping_strikes = 0</c>).
     /// </summary>
-    public TimeSpan KeepAlivePingDelay { get; set; } = TimeSpan.FromSeconds(10);
+    public TimeSpan KeepAlivePingDelay { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>How long a keepalive ping may stay unanswered before the connection counts as dead. Default: 10 seconds.</summary>
-    public TimeSpan KeepAlivePingTimeout { get; set; } = TimeSpan.FromSeconds(10);
+    /// <summary>How long a keepalive ping may stay unanswered before the connection counts as dead. Default: 5 seconds.</summary>
+    public TimeSpan KeepAlivePingTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// Connect even when the server's Ray version is outside <see cref="RayVersions.SupportedRange"/>.

@@ -91,7 +91,8 @@ internal sealed class PickledData : IDisposable
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_rented is null, this);
 
-    private static ReadOnlySequence<byte> Build(ReadOnlyMemory<byte>[] segments)
+    /// <summary>A sequence over the segments, in order, without copying.</summary>
+    internal static ReadOnlySequence<byte> Build(ReadOnlyMemory<byte>[] segments)
     {
         if (segments.Length == 0)
         {

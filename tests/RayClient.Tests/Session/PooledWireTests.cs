@@ -61,32 +61,8 @@ public sealed class PooledWireTests
     }
 
     /// <summary>Splits a payload into several segments, as a transport may deliver it.</summary>
-    private static ReadOnlySequence<byte> Split(byte[] bytes)
-    {
-        if (bytes.Length < 3)
-        {
-            return new ReadOnlySequence<byte>(bytes);
-        }
-
-        var first = new Segment(bytes.AsMemory(0, bytes.Length / 3), 0);
-        var second = first.Append(bytes.AsMemory(bytes.Length / 3, bytes.Length / 3));
-        var third = second.Append(bytes.AsMemory(2 * (bytes.Length / 3)));
-        return new ReadOnlySequence<byte>(first, 0, third, third.Memory.Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
-        }
-    }
+    private static ReadOnlySequence<byte> Split(byte[] bytes) =>
+        bytes.Length < 3
+            ? new ReadOnlySequence<byte>(bytes)
+            : RayClient.Serialization.PickledData.Build([bytes.AsMemory(0, bytes.Length / 3), bytes.AsMemory(bytes.Length / 3, bytes.Length / 3), bytes.AsMemory(2 * (bytes.Length / 3))]);
 }
