@@ -49,6 +49,7 @@ internal sealed partial class ServerState : IAsyncDisposable
         }
 
         Scheduler = new LocalScheduler(resources, Pool, Store, logger);
+        Actors = new RayClient.Server.Actors.ActorManager(this);
         NodeId = RayId.NewUnique(28, ref _jobCounter).Hex;
     }
 
@@ -65,6 +66,8 @@ internal sealed partial class ServerState : IAsyncDisposable
     public WorkerPool Pool { get; }
 
     public LocalScheduler Scheduler { get; }
+
+    public RayClient.Server.Actors.ActorManager Actors { get; }
 
     public KvStore Kv => _kv;
 
@@ -93,6 +96,7 @@ internal sealed partial class ServerState : IAsyncDisposable
         _sessions.TryRemove(new KeyValuePair<string, ClientSession>(session.ClientId, session));
         _logs.TryRemove(session.ClientId, out _);
         Pool.KillWorkersOf(session.ClientId);
+        Actors.OnSessionClosed(session);
     }
 
     /// <summary>Sessions that are still open (tests inspect their held objects).</summary>

@@ -42,6 +42,16 @@ internal sealed class TaskOptionsReader
 
     public string? Name => _values.GetValueOrDefault("name") as string;
 
+    public string? Namespace => _values.GetValueOrDefault("namespace") as string;
+
+    public bool Detached => _values.GetValueOrDefault("lifetime") as string == "detached";
+
+    public bool GetIfExists => _values.GetValueOrDefault("get_if_exists") is true;
+
+    public int MaxRestarts => GetInt("max_restarts") ?? 0;
+
+    public int MaxConcurrency => GetInt("max_concurrency") is { } n ? (n >= 1 ? n : throw Invalid("max_concurrency must be >= 1")) : 1;
+
     public IReadOnlyDictionary<string, object?>? RuntimeEnv =>
         _values.GetValueOrDefault("runtime_env") is IDictionary env
             ? ServerState.Entries(env).Where(e => e.Key is string).ToDictionary(e => (string)e.Key, e => e.Value, StringComparer.Ordinal)

@@ -299,6 +299,9 @@ public sealed partial class RaySession : IPickleStubResolver
             case ObjectRef reference:
                 (refs ??= []).Add(reference);
                 return;
+            case PyActorHandle actor:
+                (refs ??= []).Add(new ObjectRef<object?>(actor.Session, actor.IdTask)); // waited on like a ref's id
+                return;
             case ITuple tuple:
                 for (var i = 0; i < tuple.Length; i++)
                 {

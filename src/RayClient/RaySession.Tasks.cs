@@ -34,16 +34,48 @@ public sealed partial class RaySession
         PyFunction<TResult> function, object?[] args, Dictionary<string, object?>? kwargs, TaskOptionsBuilder options)
     {
         ThrowIfDisposed();
-        var idSource = new TaskCompletionSource<RayId>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var result = new ObjectRef<TResult>(this, idSource.Task);
+        var name = function.FunctionName[(function.FunctionName.LastIndexOf('.') + 1)..];
+        var ids = SubmitCore(
+            ClientTask.Types.RemoteExecType.Function,
+            FunctionPayloadId(function.ModuleName, function.FunctionName),
+            name,
+            rayNamespace: null,
+            args,
+            kwargs,
+            options,
+            returns: 1,
+            $"Calling {function}");
+        var result = new ObjectRef<TResult>(this, ids[0]);
         _references.Track(result);
+        return result;
+    }
 
-        var payload = FunctionPayloadId(function.ModuleName, function.FunctionName);
+    /// <summary>
+    /// Builds and submits one ClientTask of any kind (function, actor creation, method, named-actor
+    /// lookup); returns the tasks of the ids its ticket will carry.
+    /// </summary>
+    internal System.Threading.Tasks.Task<RayId>[] SubmitCore(
+        ClientTask.Types.RemoteExecType type,
+        System.Threading.Tasks.Task<RayId> payload,
+        string name,
+        string? rayNamespace,
+        object?[] args,
+        Dictionary<string, object?>? kwargs,
+        TaskOptionsBuilder options,
+        int returns,
+        string context)
+    {
+        ThrowIfDisposed();
+        var idSources = new TaskCompletionSource<RayId>[returns];
+        for (var i = 0; i < returns; i++)
+        {
+            idSources[i] = new TaskCompletionSource<RayId>(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
         List<ObjectRef>? refs = null;
         CollectRefs(args, ref refs, 0);
         CollectRefs(kwargs, ref refs, 0);
         var envUpload = options.RuntimeEnv is { } taskEnv && HasLocalPackages(taskEnv) ? UploadTaskEnvAsync(taskEnv) : null;
-        var name = function.FunctionName[(function.FunctionName.LastIndexOf('.') + 1)..];
         Submit(
             payload,
             refs,
@@ -58,29 +90,30 @@ public sealed partial class RaySession
                 var optionsDict = options.ToPythonDict();
                 var task = new ClientTask
                 {
-                    Type = ClientTask.Types.RemoteExecType.Function,
+                    Type = type,
                     Name = name,
                     PayloadId = UnsafeByteOperations.UnsafeWrap(payloadId.Bytes),
                     ClientId = ClientId,
+                    Namespace = rayNamespace ?? string.Empty,
                 };
                 if (optionsDict is not null)
                 {
                     task.Options = new TaskOptions { PickledOptions = ByteString.CopyFrom(PickleWriter.SerializeToArray(optionsDict, new PickleWriterOptions { Protocol = 4 })) };
                 }
 
-                var data = Pickle(new PyTuple(new PyTuple(args), kwargs ?? new Dictionary<string, object?>()), $"the arguments of {function}", taskArguments: true);
+                var data = Pickle(new PyTuple(new PyTuple(args), kwargs ?? new Dictionary<string, object?>()), $"the arguments of {context}", taskArguments: true);
                 return new PendingRequest(new DataRequest { Task = task }, data);
             },
-            [idSource],
-            $"Calling {function}");
-        return result;
+            idSources,
+            context);
+        return [.. idSources.Select(s => s.Task)];
     }
 
     /// <summary>
     /// The put-id of a function reference (a pickle of just <c>module.name</c>), put once per
     /// session and reused, as Ray's client caches its function puts (spec §6.7).
     /// </summary>
-    private System.Threading.Tasks.Task<RayId> FunctionPayloadId(string module, string name)
+    internal System.Threading.Tasks.Task<RayId> FunctionPayloadId(string module, string name)
     {
         var lazy = _functionPayloads.GetOrAdd((module, name), key => new Lazy<System.Threading.Tasks.Task<RayId>>(() => PutFunctionAsync(key.Module, key.Name)));
         var task = lazy.Value;

@@ -12,6 +12,8 @@
 # as protocol-5 pickles whose ObjectRefs/actor handles are PickleStub persistent ids again, the
 # convention of Ray's server pickler (ray: python/ray/util/client/server/server_pickler.py).
 import collections
+import concurrent.futures
+import threading
 import io
 import os
 import pickle
@@ -74,7 +76,10 @@ def _install_ray_stubs():
     class RaySystemError(RayError):
         pass
 
-    for cls in (RayError, RayTaskError, GetTimeoutError, RaySystemError):
+    class TaskCancelledError(RayError):
+        pass
+
+    for cls in (RayError, RayTaskError, GetTimeoutError, RaySystemError, TaskCancelledError):
         cls.__module__ = "ray.exceptions"
         cls.__qualname__ = cls.__name__  # picklable by reference, as Ray's own classes
         setattr(exceptions, cls.__name__, cls)
@@ -117,6 +122,7 @@ def _install_ray_stubs():
 ray = _install_ray_stubs()
 PickleStub = sys.modules["ray.util.client.client_pickler"].PickleStub
 RayTaskError = sys.modules["ray.exceptions"].RayTaskError
+TaskCancelledError = sys.modules["ray.exceptions"].TaskCancelledError
 
 
 class _ArgUnpickler(pickle.Unpickler):
@@ -154,6 +160,9 @@ class Worker:
         self._in = open(rfd, "rb", buffering=1 << 20)
         self._out = open(wfd, "wb", buffering=1 << 20)
         self._functions = {}
+        self._write_lock = threading.Lock()
+        self._actor = None
+        self._actor_pool = None
         self._proctitle = "ray::RayClientWorker"
         self._ip = "127.0.0.1"
         self._pid = os.getpid()
@@ -186,13 +195,14 @@ class Worker:
 
     def _write_frame(self, kind, seq, status, blobs):
         total = 9 + 1 + sum(4 + len(b) for b in blobs)
-        out = self._out
-        out.write(_HEADER.pack(total, kind, seq))
-        out.write(bytes((status,)))
-        for b in blobs:
-            out.write(_U32.pack(len(b)))
-            out.write(b)
-        out.flush()
+        with self._write_lock:  # actor methods may finish on several threads (max_concurrency)
+            out = self._out
+            out.write(_HEADER.pack(total, kind, seq))
+            out.write(bytes((status,)))
+            for b in blobs:
+                out.write(_U32.pack(len(b)))
+                out.write(b)
+            out.flush()
 
     # --- execution -----------------------------------------------------------------------
     def _function(self, key, pickled):
@@ -222,13 +232,23 @@ class Worker:
             plain = RayTaskError(name, text, RuntimeError(str(exc)), self._proctitle, self._pid, self._ip)
             return pickle.dumps(plain, protocol=5)
 
-    def _exec(self, seq, blobs):
-        # blobs: func_key, func_pickle, name, client_id, args, num_returns, then (ref_id, value)*
+    def _exec(self, seq, blobs, kind=KIND_EXEC):
+        # blobs: func_key (method name for actors), func_pickle, name, client_id, args,
+        # num_returns, then (ref_id, value)*
         name = bytes(blobs[2]).decode()
         client_id = bytes(blobs[3]).decode()
         num_returns = int(bytes(blobs[5]))
         try:
-            fn = self._function(bytes(blobs[0]), blobs[1])
+            if kind == KIND_CALL_METHOD:
+                if self._actor is None:
+                    raise RuntimeError("The actor was not created in this worker.")
+                fn = getattr(self._actor, bytes(blobs[0]).decode())
+            elif kind == KIND_CREATE_ACTOR:
+                fn = _loads(blobs[1])
+                if not isinstance(fn, type):
+                    raise TypeError("%r is not a class: an actor must be a Python class" % (fn,))
+            else:
+                fn = self._function(bytes(blobs[0]), blobs[1])
             args, kwargs = _loads(blobs[4])
             if len(blobs) > 6:
                 deps = {}
@@ -239,6 +259,12 @@ class Worker:
                 kwargs = {k: (deps.get(v.binary(), v) if type(v) is ray.ObjectRef else v)
                           for k, v in kwargs.items()}
             result = fn(*args, **kwargs)
+            if kind == KIND_CREATE_ACTOR:
+                self._actor = result
+                concurrency = int(bytes(blobs[0]) or b"1")
+                if concurrency > 1:
+                    self._actor_pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency)
+                result = None
             if num_returns == 1:
                 values = (result,)
             else:
@@ -250,9 +276,13 @@ class Worker:
             out = [_dumps(v, client_id, contained) for v in values]
             out.append(b"".join(contained))
             self._write_frame(KIND_RESULT, seq, STATUS_OK, out)
+        except KeyboardInterrupt:
+            # ray.cancel(force=False) interrupts the running task (SIGINT), not the worker.
+            err = TaskCancelledError("Task %s was cancelled." % name)
+            self._write_frame(KIND_RESULT, seq, STATUS_TASK_ERROR, [pickle.dumps(err, protocol=5)])
+        except SystemExit:
+            raise
         except BaseException as exc:  # noqa: B902 - every failure is reported to the caller
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
             self._write_frame(KIND_RESULT, seq, STATUS_TASK_ERROR, [self._error(name, exc)])
 
     def run(self):
@@ -263,8 +293,11 @@ class Worker:
             if frame is None:
                 return
             kind, seq, blobs = frame
-            if kind == KIND_EXEC:
-                self._exec(seq, blobs)
+            if kind == KIND_CALL_METHOD and self._actor_pool is not None:
+                blobs = [bytes(b) for b in blobs]  # the frame buffer is reused by the next read
+                self._actor_pool.submit(self._exec, seq, blobs, kind)
+            elif kind in (KIND_EXEC, KIND_CREATE_ACTOR, KIND_CALL_METHOD):
+                self._exec(seq, blobs, kind)
             elif kind == KIND_SHUTDOWN:
                 return
 

@@ -39,6 +39,12 @@ internal sealed class TaskSpec
     public required Task<WorkerEnvironment> Environment { get; init; }
 
     public int Attempts { get; set; }
+
+    /// <summary>Set by ray.cancel: the task must not run (again) and its results are TaskCancelledError.</summary>
+    public volatile bool Cancelled;
+
+    /// <summary>The worker running the task now, if any.</summary>
+    public WorkerProcess? RunningOn { get; set; }
 }
 
 /// <summary>
@@ -55,6 +61,7 @@ internal sealed partial class LocalScheduler
     private readonly Dictionary<string, Queue<TaskSpec>> _queues = new(StringComparer.Ordinal);
     private readonly List<Queue<TaskSpec>> _queueOrder = [];
     private int _pumpScheduled;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<RayClient.Session.RayId, TaskSpec> _byReturn = new();
     private readonly WorkerPool _pool;
     private readonly ObjectStore _store;
     private readonly ILogger _logger;
@@ -104,6 +111,7 @@ internal sealed partial class LocalScheduler
 
     public void Submit(TaskSpec task)
     {
+        _byReturn[task.Returns[0].Id] = task;
         if (task.Dependencies.Count == 0 || task.Dependencies.All(d => d.IsReady))
         {
             OnDependenciesReady(task);
@@ -178,7 +186,7 @@ internal sealed partial class LocalScheduler
             {
                 while (queue.TryPeek(out var task))
                 {
-                    if (task.Client.IsClosed)
+                    if (task.Client.IsClosed || task.Cancelled)
                     {
                         // The job ended: its queued tasks never run (Ray kills the job's work).
                         queue.Dequeue();
@@ -247,6 +255,12 @@ internal sealed partial class LocalScheduler
 
         worker.CurrentClientId = task.Client.ClientId;
         worker.CurrentTaskName = task.Name;
+        task.RunningOn = worker;
+        if (task.Cancelled)
+        {
+            Complete(task, worker, null, new TaskCancelledException());
+            return;
+        }
         var dependencies = new List<(byte[], ReadOnlyMemory<byte>)>(task.Dependencies.Count);
         foreach (var dependency in task.Dependencies)
         {
@@ -278,9 +292,15 @@ internal sealed partial class LocalScheduler
     private void Complete(TaskSpec task, WorkerProcess? worker, WorkerResult? result, Exception? error)
     {
         var retry = false;
+        task.RunningOn = null;
         try
         {
-            if (result is not null)
+            if (task.Cancelled && (result is null || result.IsError))
+            {
+                result?.Dispose();
+                SetCancelled(task);
+            }
+            else if (result is not null)
             {
                 using (result)
                 {
@@ -403,8 +423,47 @@ internal sealed partial class LocalScheduler
         }
     }
 
+    /// <summary>
+    /// ray.cancel: a queued task never runs; a running one is interrupted (force: its worker is
+    /// killed). Either way its results become TaskCancelledError and it is not retried.
+    /// </summary>
+    public void Cancel(StoredObject output, bool force)
+    {
+        if (!_byReturn.TryGetValue(output.Id, out var task) || output.IsReady)
+        {
+            return;
+        }
+
+        task.Cancelled = true;
+        if (task.RunningOn is { } worker)
+        {
+            if (force)
+            {
+                worker.Kill();
+            }
+            else
+            {
+                worker.Interrupt();
+            }
+
+            return;
+        }
+
+        SetCancelled(task); // queued or waiting for arguments: dropped when it comes up
+    }
+
+    private static void SetCancelled(TaskSpec task)
+    {
+        var pickle = ServerErrors.Pickle("ray.exceptions", "TaskCancelledError", $"Task {task.Name} was cancelled.");
+        foreach (var output in task.Returns)
+        {
+            output.TrySet(pickle, isError: true);
+        }
+    }
+
     private void Finish(TaskSpec task)
     {
+        _byReturn.TryRemove(new KeyValuePair<RayClient.Session.RayId, TaskSpec>(task.Returns.Length > 0 ? task.Returns[0].Id : default, task));
         Interlocked.Increment(ref _completed);
         foreach (var held in task.Held)
         {
@@ -427,3 +486,6 @@ internal sealed partial class LocalScheduler
 
 /// <summary>A Python worker could not be started.</summary>
 internal sealed class WorkerStartException(string message) : Exception(message);
+
+/// <summary>The task was cancelled before it reached a worker.</summary>
+internal sealed class TaskCancelledException() : Exception("cancelled");

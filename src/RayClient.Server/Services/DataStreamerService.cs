@@ -291,10 +291,11 @@ internal sealed partial class DataStreamerService
                 response.PrepRuntimeEnv = new PrepRuntimeEnvResponse();
                 break;
             case DataRequest.TypeOneofCase.Terminate:
+                Terminate(session, request.Terminate);
                 response.Terminate = new TerminateResponse { Ok = true };
                 break;
             case DataRequest.TypeOneofCase.ListNamedActors:
-                response.ListNamedActors = new ClientListNamedActorsResponse { ActorsJson = "[]" };
+                response.ListNamedActors = new ClientListNamedActorsResponse { ActorsJson = _state.Actors.ListNamedJson(session.Namespace, request.ListNamedActors.AllNamespaces) };
                 break;
             default:
                 throw new DatapathProtocolException($"Unsupported Datapath request type {request.TypeCase}.");
@@ -377,8 +378,11 @@ internal sealed partial class DataStreamerService
             response.TaskTicket = task.Type switch
             {
                 ClientTask.Types.RemoteExecType.Function => ScheduleFunction(session, task, payload.Data, out accepted),
+                ClientTask.Types.RemoteExecType.Actor => CreateActor(session, task, payload.Data),
+                ClientTask.Types.RemoteExecType.Method => CallMethod(session, task, payload.Data),
+                ClientTask.Types.RemoteExecType.NamedActor => LookUpNamedActor(session, task),
                 _ => Ticket.Error(ServerErrors.Pickle("builtins", "NotImplementedError",
-                    $"The embedded server does not run {task.Type} requests yet.")),
+                    $"{task.Type} requests are not supported (Ray's server does not implement them either).")),
             };
         }
         catch (TicketException ex)
@@ -440,6 +444,113 @@ internal sealed partial class DataStreamerService
             Environment = environment,
         };
         return ticket;
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Actors
+    // ------------------------------------------------------------------------------------------
+    private void Terminate(ClientSession session, TerminateRequest terminate)
+    {
+        switch (terminate.TerminateTypeCase)
+        {
+            case TerminateRequest.TerminateTypeOneofCase.Actor:
+                if (_state.Actors.TryGet(new RayId(terminate.Actor.Id.ToByteArray()), out var actor))
+                {
+                    _state.Actors.Kill(actor, terminate.Actor.NoRestart);
+                }
+
+                break;
+            case TerminateRequest.TerminateTypeOneofCase.TaskObject:
+                if (session.TryGetObject(new RayId(terminate.TaskObject.Id.ToByteArray()), out var output))
+                {
+                    _state.Scheduler.Cancel(output, terminate.TaskObject.Force);
+                }
+
+                break;
+            default:
+                throw new DatapathProtocolException("A TerminateRequest must name an actor or a task object.");
+        }
+    }
+    private ClientTaskTicket CreateActor(ClientSession session, ClientTask task, ReadOnlyMemory<byte> args)
+    {
+        if (!session.TryGetObject(new RayId(task.PayloadId.ToByteArray()), out var cls) || !cls.IsReady || cls.IsError)
+        {
+            throw new TicketException(ServerErrors.ValueError($"The class payload {Convert.ToHexStringLower(task.PayloadId.Span)} is not an object of client {session.ClientId}."));
+        }
+
+        var options = TaskOptionsReader.Read(task.Options?.PickledOptions);
+        var demand = options.Resources(defaultCpus: 0); // Ray: actors hold no CPU while running unless asked
+        if (_state.Scheduler.CheckFeasible(demand) is { } infeasible)
+        {
+            throw new TicketException(ServerErrors.ValueError($"Cannot create actor {task.Name}: {infeasible}"));
+        }
+
+        if (demand.Count > 0)
+        {
+            throw new TicketException(ServerErrors.Pickle("builtins", "NotImplementedError",
+                "The embedded server does not reserve resources for actors yet: create actors without num_cpus/num_gpus/resources."));
+        }
+
+        var held = RefScanner.FindHeld(session, args, out var topLevel);
+        var environment = Task.FromResult(session.Environment);
+        if (options.RuntimeEnv is { Count: > 0 } actorEnv)
+        {
+            environment = _state.ResolveEnvironmentAsync(RuntimeEnvMerge.Merge(session.RuntimeEnv, actorEnv), CancellationToken.None);
+        }
+
+        var rayNamespace = options.Namespace ?? session.Namespace;
+        var actor = _state.Actors.Create(
+            id => new Actors.ActorRecord
+            {
+                Id = id,
+                ClassName = task.Name,
+                ClassPickle = cls.Data,
+                InitArgs = args,
+                InitDependencies = topLevel,
+                Held = held,
+                Owner = session,
+                Name = options.Name,
+                Namespace = rayNamespace,
+                Detached = options.Detached,
+                MaxRestarts = options.MaxRestarts,
+                MaxConcurrency = options.MaxConcurrency,
+                Environment = environment,
+            },
+            options.Name,
+            rayNamespace,
+            options.GetIfExists);
+        return new ClientTaskTicket { Valid = true, ReturnIds = { UnsafeByteOperations.UnsafeWrap(actor.Id.Bytes) } };
+    }
+
+    private ClientTaskTicket CallMethod(ClientSession session, ClientTask task, ReadOnlyMemory<byte> args)
+    {
+        if (!_state.Actors.TryGet(new RayId(task.PayloadId.ToByteArray()), out var actor))
+        {
+            throw new TicketException(ServerErrors.ValueError($"Can't run an actor the server doesn't have a handle for ({Convert.ToHexStringLower(task.PayloadId.Span)})."));
+        }
+
+        var options = TaskOptionsReader.Read(task.Options?.PickledOptions);
+        var held = RefScanner.FindHeld(session, args, out var topLevel);
+        var returns = new StoredObject[options.NumReturns];
+        var ticket = new ClientTaskTicket { Valid = true };
+        for (var i = 0; i < returns.Length; i++)
+        {
+            returns[i] = _state.Store.Create();
+            session.Hold(returns[i]);
+            returns[i].AddReference(); // the call's own, dropped when it finishes
+            ticket.ReturnIds.Add(UnsafeByteOperations.UnsafeWrap(returns[i].Id.Bytes));
+        }
+
+        _state.Actors.Submit(actor, new Actors.ActorCall { Client = session, Method = task.Name, Args = args, Returns = returns, Dependencies = topLevel, Held = held });
+        return ticket;
+    }
+
+    private ClientTaskTicket LookUpNamedActor(ClientSession session, ClientTask task)
+    {
+        var rayNamespace = string.IsNullOrEmpty(task.Namespace) ? session.Namespace : task.Namespace;
+        var actor = _state.Actors.FindNamed(task.Name, rayNamespace)
+            ?? throw new TicketException(ServerErrors.ValueError($"Failed to look up actor with name '{task.Name}'. This could because 1. You are trying to look up a named actor you didn't create. 2. The named actor died. 3. You did not use a namespace matching the namespace of the actor."));
+        return new ClientTaskTicket { Valid = true, ReturnIds = { UnsafeByteOperations.UnsafeWrap(actor.Id.Bytes) } };
     }
 
     // ------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ internal sealed class WorkerPool : IAsyncDisposable
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Stack<WorkerProcess>> _idle = new(StringComparer.Ordinal);
     private readonly HashSet<WorkerProcess> _all = [];
+    private readonly HashSet<WorkerProcess> _dedicated = [];
     private readonly Action<WorkerProcess, string> _onOutput;
     private readonly int _maxIdle;
     private readonly string _script;
@@ -56,7 +57,7 @@ internal sealed class WorkerPool : IAsyncDisposable
         List<WorkerProcess> victims;
         lock (_lock)
         {
-            victims = _all.Where(w => w.CurrentClientId == clientId).ToList();
+            victims = _all.Where(w => w.CurrentClientId == clientId && !_dedicated.Contains(w)).ToList();
         }
 
         foreach (var victim in victims)
@@ -99,6 +100,38 @@ internal sealed class WorkerPool : IAsyncDisposable
             Started++;
         }
 
+        return worker;
+    }
+
+    /// <summary>A worker of its own for an actor: never pooled, gone when the actor is.</summary>
+    public async Task<WorkerProcess> StartDedicatedAsync(WorkerEnvironment environment, string clientId, string name)
+    {
+        var worker = await WorkerProcess.StartAsync(environment.PythonExecutable ?? Python, _script, environment, _onOutput, CancellationToken.None).ConfigureAwait(false);
+        worker.CurrentClientId = clientId;
+        worker.CurrentTaskName = name;
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                _ = worker.DisposeAsync().AsTask();
+                throw new ObjectDisposedException(nameof(WorkerPool));
+            }
+
+            _all.Add(worker);
+            _dedicated.Add(worker);
+            Started++;
+        }
+
+        _ = worker.Exited.ContinueWith(
+            _ =>
+            {
+                lock (_lock)
+                {
+                    _all.Remove(worker);
+                    _dedicated.Remove(worker);
+                }
+            },
+            TaskScheduler.Default);
         return worker;
     }
 

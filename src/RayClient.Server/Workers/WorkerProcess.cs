@@ -68,7 +68,9 @@ internal sealed class WorkerCrashedException(string message) : Exception(message
 internal sealed class WorkerProcess : IAsyncDisposable
 {
     private const byte KindReady = 0;
-    private const byte KindExec = 1;
+    internal const byte KindExec = 1;
+    internal const byte KindCreateActor = 2;
+    internal const byte KindCallMethod = 3;
     private const byte KindShutdown = 9;
 
     private readonly Process _process;
@@ -76,6 +78,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
     private readonly Stream _output;
     private readonly ConcurrentDictionary<ulong, Action<WorkerResult?, Exception?>> _pending = new();
     private readonly TaskCompletionSource<string> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly Action<WorkerProcess, string> _onOutput;
     private readonly Task _readLoop;
@@ -100,6 +103,9 @@ internal sealed class WorkerProcess : IAsyncDisposable
     public WorkerEnvironment Environment { get; }
 
     public bool IsAlive => !_dead;
+
+    /// <summary>Completes when the process has exited (or its pipe closed).</summary>
+    public Task Exited => _exited.Task;
 
     /// <summary>The client whose task runs now (null when idle).</summary>
     public string? CurrentClientId
@@ -184,7 +190,8 @@ internal sealed class WorkerProcess : IAsyncDisposable
         int numReturns,
         IReadOnlyList<(byte[] Id, ReadOnlyMemory<byte> Value)> dependencies,
         Action<WorkerResult?, Exception?> onDone,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        byte kind = KindExec)
     {
         if (_dead)
         {
@@ -210,7 +217,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
 
         try
         {
-            await WriteFrameAsync(KindExec, seq, blobs, cancellationToken).ConfigureAwait(false);
+            await WriteFrameAsync(kind, seq, blobs, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {
@@ -348,6 +355,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
         {
             _dead = true;
             var message = ExitDescription();
+            _exited.TrySetResult();
             _ready.TrySetException(new WorkerCrashedException($"The Python worker exited during start-up: {message}"));
             foreach (var (seq, onDone) in _pending)
             {
@@ -390,6 +398,12 @@ internal sealed class WorkerProcess : IAsyncDisposable
         {
         }
     }
+
+    /// <summary>Interrupts the running task (SIGINT → KeyboardInterrupt → TaskCancelledError), as ray.cancel(force=False).</summary>
+    public void Interrupt() => _ = SendSignal(Pid, 2);
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SendSignal(int pid, int signal);
 
     /// <summary>Kills the process at once (used for cancellation and to test crashes).</summary>
     public void Kill()

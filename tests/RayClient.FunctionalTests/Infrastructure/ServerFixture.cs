@@ -65,6 +65,38 @@ public sealed class ServerFixture : IAsyncLifetime
             import importlib
             return importlib.import_module(module).VALUE
 
+        class Counter:
+            def __init__(self, start=0):
+                self.value = start
+                self.log = {}
+
+            def incr(self, caller=None, seq=None):
+                self.value += 1
+                if caller is not None:
+                    self.log.setdefault(caller, []).append(seq)
+                return self.value
+
+            def get(self):
+                return self.value
+
+            def caller_log(self):
+                return self.log
+
+            def pid(self):
+                return os.getpid()
+
+            def slow(self, marker, seconds):
+                open(marker, "w").close()
+                time.sleep(seconds)
+                return self.value
+
+            def fail(self):
+                raise RuntimeError("actor method failed")
+
+        class Broken:
+            def __init__(self):
+                raise ValueError("constructor failed")
+
         def print_and_return(text):
             print(text)
             return text

@@ -1,0 +1,385 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using RayClient.Server.Scheduling;
+using RayClient.Server.Storage;
+using RayClient.Server.Workers;
+using RayClient.Session;
+
+namespace RayClient.Server.Actors;
+
+internal enum ActorState
+{
+    Starting,
+    Alive,
+    Restarting,
+    Dead,
+}
+
+/// <summary>One method call queued on an actor.</summary>
+internal sealed class ActorCall
+{
+    public required ClientSession Client { get; init; }
+
+    public required string Method { get; init; }
+
+    public required ReadOnlyMemory<byte> Args { get; init; }
+
+    public required StoredObject[] Returns { get; init; }
+
+    public required IReadOnlyList<StoredObject> Dependencies { get; init; }
+
+    public required IReadOnlyList<StoredObject> Held { get; init; }
+}
+
+/// <summary>
+/// An actor: one dedicated worker process holds its state; its methods run in submission order
+/// (concurrently up to max_concurrency); a crashed process is restarted up to max_restarts with
+/// its state lost, as in Ray.
+/// </summary>
+internal sealed class ActorRecord
+{
+    private readonly Channel<ActorCall> _calls = Channel.CreateUnbounded<ActorCall>(new UnboundedChannelOptions { SingleReader = true });
+    private TaskCompletionSource<bool> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public required RayId Id { get; init; }
+
+    public required string ClassName { get; init; }
+
+    public required ReadOnlyMemory<byte> ClassPickle { get; init; }
+
+    public required ReadOnlyMemory<byte> InitArgs { get; init; }
+
+    public required IReadOnlyList<StoredObject> InitDependencies { get; init; }
+
+    public required IReadOnlyList<StoredObject> Held { get; init; }
+
+    public required ClientSession Owner { get; init; }
+
+    public required string? Name { get; init; }
+
+    public required string Namespace { get; init; }
+
+    public required bool Detached { get; init; }
+
+    public required int MaxRestarts { get; init; }
+
+    public required int MaxConcurrency { get; init; }
+
+    public required Task<WorkerEnvironment> Environment { get; init; }
+
+    public ActorState State { get; set; } = ActorState.Starting;
+
+    public int Restarts { get; set; }
+
+    public bool NoRestart { get; set; }
+
+    /// <summary>The error pickle every call gets once the actor is dead.</summary>
+    public byte[]? DeathError { get; set; }
+
+    public WorkerProcess? Worker { get; set; }
+
+    public ChannelWriter<ActorCall> Calls => _calls.Writer;
+
+    public ChannelReader<ActorCall> PendingCalls => _calls.Reader;
+
+    /// <summary>Completes with true when the actor is alive, false when it is dead for good.</summary>
+    public Task<bool> Ready => Volatile.Read(ref _ready).Task;
+
+    public void SetReady(bool alive) => Volatile.Read(ref _ready).TrySetResult(alive);
+
+    public void ResetReady() => Volatile.Write(ref _ready, new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously));
+}
+
+/// <summary>Creates, names, runs, restarts and kills actors for the embedded server.</summary>
+internal sealed partial class ActorManager
+{
+    private readonly ServerState _state;
+    private readonly ConcurrentDictionary<RayId, ActorRecord> _actors = new();
+    private readonly ConcurrentDictionary<(string Namespace, string Name), ActorRecord> _named = new();
+    private readonly Lock _nameLock = new();
+    private long _counter;
+
+    public ActorManager(ServerState state) => _state = state;
+
+    public bool TryGet(RayId id, out ActorRecord actor) => _actors.TryGetValue(id, out actor!);
+
+    /// <summary>Registers and starts an actor; returns the existing one for get_if_exists.</summary>
+    /// <exception cref="TicketException">The name is taken (and get_if_exists is false).</exception>
+    public ActorRecord Create(Func<RayId, ActorRecord> build, string? name, string rayNamespace, bool getIfExists)
+    {
+        lock (_nameLock)
+        {
+            if (name is not null && _named.TryGetValue((rayNamespace, name), out var existing) && existing.State != ActorState.Dead)
+            {
+                if (getIfExists)
+                {
+                    return existing;
+                }
+
+                throw new TicketException(ServerErrors.ValueError(
+                    $"The name {name} (namespace={rayNamespace}) is already taken. Please use a different name or get the existing actor using ray.get_actor('{name}', namespace='{rayNamespace}')"));
+            }
+
+            var actor = build(RayId.NewUnique(16, ref _counter));
+            _actors[actor.Id] = actor;
+            if (name is not null)
+            {
+                _named[(rayNamespace, name)] = actor;
+            }
+
+            _ = RunAsync(actor);
+            return actor;
+        }
+    }
+
+    public ActorRecord? FindNamed(string name, string rayNamespace) =>
+        _named.TryGetValue((rayNamespace, name), out var actor) && actor.State != ActorState.Dead ? actor : null;
+
+    public string ListNamedJson(string rayNamespace, bool allNamespaces)
+    {
+        var live = _named.Where(kv => kv.Value.State != ActorState.Dead).Select(kv => kv.Key).OrderBy(k => k.Namespace, StringComparer.Ordinal).ThenBy(k => k.Name, StringComparer.Ordinal);
+        return allNamespaces
+            ? JsonSerializer.Serialize(live.Select(k => new Dictionary<string, string> { ["name"] = k.Name, ["namespace"] = k.Namespace }))
+            : JsonSerializer.Serialize(live.Where(k => k.Namespace == rayNamespace).Select(k => k.Name));
+    }
+
+    public void Submit(ActorRecord actor, ActorCall call)
+    {
+        if (!actor.Calls.TryWrite(call))
+        {
+            Fail(call, actor.DeathError ?? ActorDied(actor, "the actor is dead"));
+        }
+    }
+
+    /// <summary>Kills the actor's process; it restarts unless <paramref name="noRestart"/> or its restarts are used up.</summary>
+    public void Kill(ActorRecord actor, bool noRestart)
+    {
+        actor.NoRestart |= noRestart;
+        if (noRestart && actor.State != ActorState.Dead)
+        {
+            actor.DeathError = ActorDied(actor, "the actor was killed with ray.kill");
+        }
+
+        actor.Worker?.Kill();
+        if (actor.Worker is null && noRestart)
+        {
+            MarkDead(actor);
+        }
+    }
+
+    /// <summary>The job ended: its non-detached actors die with it.</summary>
+    public void OnSessionClosed(ClientSession session)
+    {
+        foreach (var actor in _actors.Values.Where(a => a.Owner == session && !a.Detached))
+        {
+            actor.DeathError ??= ActorDied(actor, "the job that created it ended");
+            Kill(actor, noRestart: true);
+        }
+    }
+
+    private async Task RunAsync(ActorRecord actor)
+    {
+        var processing = ProcessCallsAsync(actor);
+        while (true)
+        {
+            var created = await StartAsync(actor).ConfigureAwait(false);
+            if (!created)
+            {
+                break;
+            }
+
+            await actor.Worker!.Exited.ConfigureAwait(false);
+            actor.Worker = null;
+            if (actor.NoRestart || (actor.MaxRestarts >= 0 && actor.Restarts >= actor.MaxRestarts))
+            {
+                actor.DeathError ??= ActorDied(actor, actor.NoRestart ? "the actor was killed" : $"its worker process died and max_restarts={actor.MaxRestarts} restarts are used up");
+                break;
+            }
+
+            actor.Restarts++;
+            actor.State = ActorState.Restarting;
+            actor.ResetReady();
+            LogRestart(_state.Logger, actor.ClassName, actor.Restarts);
+        }
+
+        MarkDead(actor);
+        await processing.ConfigureAwait(false);
+    }
+
+    private void MarkDead(ActorRecord actor)
+    {
+        actor.State = ActorState.Dead;
+        actor.DeathError ??= ActorDied(actor, "the actor died");
+        actor.SetReady(false);
+        actor.Calls.TryComplete();
+    }
+
+    /// <summary>Starts the worker and runs the constructor; false when the actor cannot be created.</summary>
+    private async Task<bool> StartAsync(ActorRecord actor)
+    {
+        WorkerProcess worker;
+        try
+        {
+            var environment = await actor.Environment.ConfigureAwait(false);
+            foreach (var dependency in actor.InitDependencies)
+            {
+                await dependency.Ready.ConfigureAwait(false);
+            }
+
+            worker = await _state.Pool.StartDedicatedAsync(environment, actor.Owner.ClientId, actor.ClassName).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            actor.DeathError = ActorDied(actor, $"its worker could not be started: {ex.Message}");
+            return false;
+        }
+
+        var constructed = new TaskCompletionSource<byte[]?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var dependencies = actor.InitDependencies.Select(d => (d.Id.Bytes, d.Data)).ToList();
+        try
+        {
+            await worker.StartAsync(
+                actor.MaxConcurrency.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                actor.ClassPickle,
+                actor.ClassName,
+                actor.Owner.ClientId,
+                actor.InitArgs,
+                1,
+                dependencies,
+                (result, error) =>
+                {
+                    using (result)
+                    {
+                        constructed.TrySetResult(result is { IsError: false } ? null : result?.Values[0].ToArray() ?? ServerErrors.Pickle("ray.exceptions", "RayActorError", error?.Message ?? "the actor's worker died"));
+                    }
+                },
+                CancellationToken.None,
+                WorkerProcess.KindCreateActor).ConfigureAwait(false);
+        }
+        catch (WorkerCrashedException crash)
+        {
+            constructed.TrySetResult(ServerErrors.Pickle("ray.exceptions", "RayActorError", crash.Message));
+        }
+
+        var failure = await constructed.Task.ConfigureAwait(false);
+        if (failure is not null)
+        {
+            // The constructor raised: every call gets that error (Ray's ActorDiedError with the cause).
+            actor.DeathError = failure;
+            actor.NoRestart = true;
+            worker.Kill();
+            await worker.DisposeAsync().ConfigureAwait(false);
+            return false;
+        }
+
+        actor.Worker = worker;
+        actor.State = ActorState.Alive;
+        actor.SetReady(true);
+        return true;
+    }
+
+    /// <summary>Sends calls to the worker in submission order; each waits for its arguments first.</summary>
+    private async Task ProcessCallsAsync(ActorRecord actor)
+    {
+        await foreach (var call in actor.PendingCalls.ReadAllAsync().ConfigureAwait(false))
+        {
+            foreach (var dependency in call.Dependencies)
+            {
+                await dependency.Ready.ConfigureAwait(false);
+            }
+
+            if (call.Dependencies.FirstOrDefault(d => d.IsError) is { } failedArgument)
+            {
+                Finish(call, failedArgument.Data.ToArray());
+                continue;
+            }
+
+            if (!await actor.Ready.ConfigureAwait(false) || actor.Worker is not { IsAlive: true } worker)
+            {
+                Fail(call, actor.DeathError ?? ActorDied(actor, "the actor died"));
+                continue;
+            }
+
+            var dependencies = call.Dependencies.Select(d => (d.Id.Bytes, d.Data)).ToList();
+            try
+            {
+                await worker.StartAsync(
+                    call.Method,
+                    ReadOnlyMemory<byte>.Empty,
+                    $"{actor.ClassName}.{call.Method}",
+                    call.Client.ClientId,
+                    call.Args,
+                    call.Returns.Length,
+                    dependencies,
+                    (result, error) => OnCallDone(actor, call, result, error),
+                    CancellationToken.None,
+                    WorkerProcess.KindCallMethod).ConfigureAwait(false);
+            }
+            catch (WorkerCrashedException crash)
+            {
+                OnCallDone(actor, call, null, crash);
+            }
+        }
+    }
+
+    private void OnCallDone(ActorRecord actor, ActorCall call, WorkerResult? result, Exception? error)
+    {
+        if (result is null)
+        {
+            // The process died with the call in flight (Ray: ActorDiedError; the call is not retried).
+            Fail(call, ActorDied(actor, $"its worker process died while running {call.Method} ({error?.Message})"));
+            return;
+        }
+
+        using (result)
+        {
+            if (result.IsError)
+            {
+                Finish(call, result.Values[0].ToArray());
+                return;
+            }
+
+            for (var i = 0; i < call.Returns.Length; i++)
+            {
+                call.Returns[i].TrySet(result.Values[i].ToArray(), isError: false);
+            }
+        }
+
+        Release(call);
+    }
+
+    private void Fail(ActorCall call, byte[] error) => Finish(call, error);
+
+    private void Finish(ActorCall call, byte[] error)
+    {
+        foreach (var output in call.Returns)
+        {
+            output.TrySet(error, isError: true);
+        }
+
+        Release(call);
+    }
+
+    private void Release(ActorCall call)
+    {
+        foreach (var held in call.Held)
+        {
+            _state.Store.Release(held);
+        }
+
+        foreach (var output in call.Returns)
+        {
+            _state.Store.Release(output);
+        }
+    }
+
+    private static byte[] ActorDied(ActorRecord actor, string why) =>
+        ServerErrors.Pickle("ray.exceptions", "ActorDiedError",
+            $"The actor {actor.ClassName} ({actor.Id.Hex}{(actor.Name is null ? string.Empty : $", name '{actor.Name}'")}) died: {why}.");
+
+    [LoggerMessage(EventId = 2200, EventName = "ActorRestart", Level = LogLevel.Warning,
+        Message = "Restarting actor {ClassName} (restart {Restart}); its state is lost.")]
+    private static partial void LogRestart(ILogger logger, string className, int restart);
+}

@@ -1,0 +1,89 @@
+using System.Text.Json;
+using Google.Protobuf;
+using Ray.Rpc;
+using RayClient.Session;
+
+namespace RayClient;
+
+public sealed partial class RaySession
+{
+    /// <summary>Prepares the creation of an actor of <paramref name="actorClass"/> with constructor <paramref name="args"/>; finish with <c>Remote()</c>.</summary>
+    public ActorCreator Actor(PyActorClass actorClass, params object?[] args)
+    {
+        ArgumentNullException.ThrowIfNull(actorClass);
+        ThrowIfDisposed();
+        return new ActorCreator(this, actorClass, args ?? [null]);
+    }
+
+    /// <summary>Finds a named actor (Ray's <c>ray.get_actor</c>).</summary>
+    /// <param name="name">The actor's name.</param>
+    /// <param name="rayNamespace">Its namespace; null for the job's.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <exception cref="RayException">No live actor has that name.</exception>
+    public async System.Threading.Tasks.Task<PyActorHandle> GetActorAsync(string name, string? rayNamespace = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        var ids = SubmitCore(
+            ClientTask.Types.RemoteExecType.NamedActor,
+            System.Threading.Tasks.Task.FromResult(new RayId([])),
+            name,
+            rayNamespace,
+            [],
+            null,
+            new TaskOptionsBuilder(),
+            1,
+            $"Looking up actor '{name}'");
+        await ids[0].WaitAsync(cancellationToken).ConfigureAwait(false);
+        return new PyActorHandle(this, ids[0], name);
+    }
+
+    /// <summary>Named actors of the job's namespace, or of every namespace.</summary>
+    public async System.Threading.Tasks.Task<IReadOnlyList<NamedActorInfo>> ListNamedActorsAsync(bool allNamespaces = false, CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        var response = (DataResponse)await AwaitDataAsync(
+            _data.SendAsync(new DataRequest { ListNamedActors = new ClientListNamedActorsRequest { AllNamespaces = allNamespaces } }), cancellationToken).ConfigureAwait(false);
+        using var json = JsonDocument.Parse(response.ListNamedActors.ActorsJson);
+        var result = new List<NamedActorInfo>();
+        foreach (var item in json.RootElement.EnumerateArray())
+        {
+            result.Add(item.ValueKind == JsonValueKind.String
+                ? new NamedActorInfo(item.GetString()!, null)
+                : new NamedActorInfo(item.GetProperty("name").GetString()!, item.GetProperty("namespace").GetString()));
+        }
+
+        return result;
+    }
+
+    /// <summary>Kills an actor (Ray's <c>ray.kill</c>). With <paramref name="noRestart"/> false it restarts if it has restarts left.</summary>
+    public async System.Threading.Tasks.Task KillAsync(PyActorHandle actor, bool noRestart = true, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(actor);
+        ThrowIfDisposed();
+        var id = await actor.IdTask.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var request = new TerminateRequest { ClientId = ClientId, Actor = new TerminateRequest.Types.ActorTerminate { Id = UnsafeByteOperations.UnsafeWrap(id.Bytes), NoRestart = noRestart } };
+        await AwaitDataAsync(_data.SendAsync(new DataRequest { Terminate = request }), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Cancels the task that makes <paramref name="reference"/> (Ray's <c>ray.cancel</c>): a queued task
+    /// never runs; a running one is interrupted, or its worker killed with <paramref name="force"/>.
+    /// A get of the ref then throws <see cref="RayTaskCancelledException"/>.
+    /// </summary>
+    public async System.Threading.Tasks.Task CancelAsync(ObjectRef reference, bool force = false, bool recursive = true, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(reference);
+        CheckOwnRef(reference);
+        ThrowIfDisposed();
+        var id = await reference.IdTask.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var request = new TerminateRequest { ClientId = ClientId, TaskObject = new TerminateRequest.Types.TaskObjectTerminate { Id = UnsafeByteOperations.UnsafeWrap(id.Bytes), Force = force, Recursive = recursive } };
+        await AwaitDataAsync(_data.SendAsync(new DataRequest { Terminate = request }), cancellationToken).ConfigureAwait(false);
+    }
+
+    internal ObjectRef<T> TrackedRef<T>(System.Threading.Tasks.Task<RayId> id)
+    {
+        var reference = new ObjectRef<T>(this, id);
+        _references.Track(reference);
+        return reference;
+    }
+}

@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using RayClient.FunctionalTests.Infrastructure;
+
+namespace RayClient.FunctionalTests;
+
+[Collection(ServerCollection.Name)]
+public sealed class ActorTests(ServerFixture fixture)
+{
+    private static readonly PyActorClass Counter = PyActorClass.Of("tasks", "Counter");
+    private static readonly PyActorMethod<long> Incr = PyActorMethod.Of<long>("incr");
+    private static readonly PyActorMethod<long> Get = PyActorMethod.Of<long>("get");
+
+    [Fact]
+    public async Task Counter_EightConcurrentCallers_EndsAtExactCountInPerCallerOrder()
+    {
+        await using var ray = await fixture.ConnectAsync();
+        var counter = ray.Actor(Counter).Remote();
+
+        var callers = Enumerable.Range(0, 8).Select(caller => Task.Run(async () =>
+        {
+            var refs = Enumerable.Range(0, 125).Select(seq => counter.Task(Incr, caller, seq).Remote()).ToList();
+            return await ray.GetAsync(refs);
+        })).ToList();
+        var results = await Task.WhenAll(callers);
+
+        Assert.Equal(1000L, await counter.Call(Get));
+        foreach (var perCaller in results)
+        {
+            Assert.Equal(perCaller.OrderBy(v => v), perCaller); // each caller's calls ran in its order
+        }
+
+        var log = await counter.Call(PyActorMethod.Of<Dictionary<long, List<long>>>("caller_log"));
+        Assert.All(log.Values, seqs => Assert.Equal(Enumerable.Range(0, 125).Select(i => (long)i), seqs));
+    }
+
+    [Fact]
+    public async Task NamedDetachedActor_IsFoundFromAnotherSession_AndGoneAfterKill()
+    {
+        var name = $"counter-{Guid.NewGuid():N}";
+        await using (var first = await fixture.ConnectAsync(o => o.Namespace = "shared"))
+        {
+            var created = first.Actor(Counter, 41).SetName(name).SetDetached().Remote();
+            Assert.Equal(42L, await created.Call(Incr));
+        }
+
+        await using var second = await fixture.ConnectAsync(o => o.Namespace = "shared");
+        var found = await second.GetActorAsync(name);
+        Assert.Equal(43L, await found.Call(Incr));
+        Assert.Contains(await second.ListNamedActorsAsync(), a => a.Name == name);
+        Assert.Contains(await second.ListNamedActorsAsync(allNamespaces: true), a => a.Name == name && a.Namespace == "shared");
+
+        await second.KillAsync(found);
+
+        await Assert.ThrowsAsync<RayActorException>(() => found.Call(Incr).GetAsync());
+        await Eventually.TrueAsync(async () => !(await second.ListNamedActorsAsync()).Any(a => a.Name == name), "the killed actor's name is free");
+        await Assert.ThrowsAnyAsync<RayException>(() => second.GetActorAsync(name));
+    }
+
+    [Fact]
+    public async Task ActorProcessKilled_CallInFlightFails_AndARestartedInstanceServesLaterCalls()
+    {
+        await using var ray = await fixture.ConnectAsync();
+        var counter = ray.Actor(Counter, 10).SetMaxRestarts(1).Remote();
+        Assert.Equal(11L, await counter.Call(Incr));
+        var pid = await counter.Call(PyActorMethod.Of<int>("pid"));
+
+        var marker = Path.Combine(Path.GetTempPath(), $"rayclient-actor-{Guid.NewGuid():N}");
+        var inFlight = counter.Call(PyActorMethod.Of<long>("slow"), marker, 60);
+        await Eventually.TrueAsync(() => File.Exists(marker), "the slow method is running");
+
+        Process.GetProcessById(pid).Kill(); // from outside, as a crash would
+
+        var died = await Assert.ThrowsAsync<RayActorException>(() => inFlight.GetAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains("died", died.Message);
+        File.Delete(marker);
+        Assert.Equal(11L, await counter.Call(Incr)); // a fresh instance: state lost, as in Ray
+        Assert.NotEqual(pid, await counter.Call(PyActorMethod.Of<int>("pid")));
+    }
+
+    [Fact]
+    public async Task ActorErrors_AreTyped()
+    {
+        await using var ray = await fixture.ConnectAsync();
+        var counter = ray.Actor(Counter).Remote();
+        var broken = ray.Actor(PyActorClass.Of("tasks", "Broken")).Remote();
+
+        var methodError = await Assert.ThrowsAsync<RayTaskException>(() => counter.Call(PyActorMethod.Of("fail")).GetAsync());
+        var constructorError = await Assert.ThrowsAnyAsync<RayException>(() => broken.Call(Get).GetAsync());
+
+        Assert.Equal("builtins.RuntimeError", methodError.PythonType);
+        Assert.Contains("constructor failed", constructorError.Message);
+        Assert.Equal(1L, await counter.Call(Incr)); // the actor survives a failing method
+    }
+
+    [Fact]
+    public async Task CancelAsync_LongTask_FreesItsCpuForTheNextTask()
+    {
+        await using var ray = await fixture.ConnectAsync();
+        var sleepThen = PyFunction.Of<long>("tasks", "sleep_then");
+        var longTask = ray.Task(sleepThen, 60, 1).SetNumCpus(2).Remote();
+        await Eventually.TrueAsync(async () => (await ray.GetAvailableResourcesAsync()).GetValueOrDefault("CPU") == 0, "the long task holds both CPUs");
+        var next = ray.Task(PyFunction.Of<long>("tasks", "add"), 1, 2).SetNumCpus(2).Remote();
+
+        await ray.CancelAsync(longTask);
+
+        await Assert.ThrowsAsync<RayTaskCancelledException>(() => longTask.GetAsync());
+        Assert.Equal(3L, await next.GetAsync(TimeSpan.FromSeconds(30)));
+    }
+
+    [Fact]
+    public async Task CancelAsync_Force_KillsTheWorker()
+    {
+        await using var ray = await fixture.ConnectAsync();
+        var longTask = ray.Task(PyFunction.Of<long>("tasks", "sleep_then"), 60, 1).SetMaxRetries(3).Remote();
+        await Eventually.TrueAsync(async () => (await ray.GetAvailableResourcesAsync()).GetValueOrDefault("CPU") < 2, "the task is running");
+
+        await ray.CancelAsync(longTask, force: true);
+
+        await Assert.ThrowsAsync<RayTaskCancelledException>(() => longTask.GetAsync(TimeSpan.FromSeconds(30)));
+    }
+}
