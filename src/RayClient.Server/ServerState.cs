@@ -33,7 +33,7 @@ internal sealed partial class ServerState : IAsyncDisposable
         Store = new ObjectStore();
         _packages = new RayClient.Server.RuntimeEnv.PackageCache(Path.Combine(workDirectory, "packages"));
         _venvs = new RayClient.Server.RuntimeEnv.VirtualEnvCache(Path.Combine(workDirectory, "venvs"), python);
-        Pool = new WorkerPool(python, Path.Combine(workDirectory, "worker"), Math.Max(2, (int)Math.Ceiling(options.NumCpus) * 2), OnWorkerOutput);
+        Pool = new WorkerPool(python, Path.Combine(workDirectory, "worker"), Math.Max(2, (int)Math.Ceiling(options.NumCpus) * 2), OnWorkerOutput, OnWorkerCallbackAsync);
         var resources = new Dictionary<string, double>(StringComparer.Ordinal)
         {
             ["CPU"] = options.NumCpus,
@@ -274,6 +274,73 @@ internal sealed partial class ServerState : IAsyncDisposable
         foreach (var sink in sinks)
         {
             sink(text, -2);
+        }
+    }
+
+    /// <summary>
+    /// User code in a worker calling back: <c>actor.method.remote()</c> submits a call for the
+    /// worker's client (who then holds the results), <c>ray.get(ref)</c> waits for an object.
+    /// </summary>
+    private async Task OnWorkerCallbackAsync(WorkerProcess worker, byte kind, ulong seq, IReadOnlyList<byte[]> blobs)
+    {
+        try
+        {
+            if (worker.LastClientId is not { } clientId || !TryGetSession(clientId, out var session))
+            {
+                await worker.RespondAsync(seq, false, ServerErrors.ValueError("The job of this worker has ended.")).ConfigureAwait(false);
+                return;
+            }
+
+            if (kind == WorkerProcess.KindGet)
+            {
+                if (!session.TryGetObject(new RayId(blobs[0]), out var entry))
+                {
+                    await worker.RespondAsync(seq, false, ServerErrors.ValueError($"ObjectRef {Convert.ToHexStringLower(blobs[0])} is not found for client {clientId}.")).ConfigureAwait(false);
+                    return;
+                }
+
+                entry.AddReference();
+                entry.OnReady(() => _ = worker.RespondAsync(seq, !entry.IsError, entry.Data).ContinueWith(_ => Store.Release(entry), TaskScheduler.Default));
+                return;
+            }
+
+            // KindSubmitMethod: actor id, method name, pickled (args, kwargs), num_returns
+            if (!Actors.TryGet(new RayId(blobs[0]), out var actor))
+            {
+                await worker.RespondAsync(seq, false, ServerErrors.ValueError($"Can't run an actor the server doesn't have a handle for ({Convert.ToHexStringLower(blobs[0])}).")).ConfigureAwait(false);
+                return;
+            }
+
+            var numReturns = int.Parse(System.Text.Encoding.ASCII.GetString(blobs[3]), System.Globalization.CultureInfo.InvariantCulture);
+            var held = RefScanner.FindHeld(session, blobs[2], out var topLevel);
+            var returns = new StoredObject[numReturns];
+            var ids = new byte[28 * numReturns];
+            for (var i = 0; i < numReturns; i++)
+            {
+                returns[i] = Store.Create();
+                session.Hold(returns[i]);
+                returns[i].AddReference();
+                returns[i].Id.Bytes.CopyTo(ids, 28 * i);
+            }
+
+            Actors.Submit(actor, new RayClient.Server.Actors.ActorCall
+            {
+                Client = session,
+                Method = System.Text.Encoding.UTF8.GetString(blobs[1]),
+                Args = blobs[2],
+                Returns = returns,
+                Dependencies = topLevel,
+                Held = held,
+            });
+            await worker.RespondAsync(seq, true, ids).ConfigureAwait(false);
+        }
+        catch (TicketException ex)
+        {
+            await worker.RespondAsync(seq, false, ex.ErrorPickle).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or WorkerCrashedException)
+        {
+            // The worker went away; nobody waits for the answer.
         }
     }
 

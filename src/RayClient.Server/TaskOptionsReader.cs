@@ -50,6 +50,8 @@ internal sealed class TaskOptionsReader
 
     public int MaxRestarts => GetInt("max_restarts") ?? 0;
 
+    public int MaxTaskRetries => GetInt("max_task_retries") ?? 0;
+
     public int MaxConcurrency => GetInt("max_concurrency") is { } n ? (n >= 1 ? n : throw Invalid("max_concurrency must be >= 1")) : 1;
 
     public IReadOnlyDictionary<string, object?>? RuntimeEnv =>

@@ -67,8 +67,10 @@ public static class PyActorMethod
 /// and run on the actor in the order they were made. A handle can be passed to tasks and other
 /// actors as an argument.
 /// </summary>
-public sealed class PyActorHandle : IPickleStubSource
+public sealed class PyActorHandle : IPickleStubSource, IAsyncDisposable
 {
+    private int _disposed;
+
     internal PyActorHandle(RaySession session, Task<RayId> id, string className)
     {
         Session = session;
@@ -100,6 +102,20 @@ public sealed class PyActorHandle : IPickleStubSource
     public ObjectRef<TResult> Call<TResult>(PyActorMethod<TResult> method, params object?[] args) => Task(method, args).Remote();
 
     PickleStub IPickleStubSource.ToPickleStub() => new("Actor", Session.ClientId, IdTask.Result.Bytes, null, null);
+
+    /// <summary>
+    /// Releases this session's hold on the actor. An unnamed, non-detached actor that no session
+    /// holds any more ends (as in Ray when its last handle goes away). Idempotent.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0 || !IdTask.IsCompletedSuccessfully)
+        {
+            return;
+        }
+
+        await Session.ReleaseAsync(IdTask.Result).ConfigureAwait(false);
+    }
 
     /// <inheritdoc />
     public override string ToString() => IdTask.IsCompletedSuccessfully ? $"Actor({ClassName}, {IdTask.Result.Hex})" : $"Actor({ClassName}, pending)";

@@ -80,6 +80,48 @@ public sealed partial class RaySession
         await AwaitDataAsync(_data.SendAsync(new DataRequest { Terminate = request }), cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Releases one id on the server (a handle's DisposeAsync); a closed session has nothing left to release.</summary>
+    internal async System.Threading.Tasks.Task ReleaseAsync(RayId id)
+    {
+        if (Volatile.Read(ref _disposed) != 0 || _data.Fatal is not null)
+        {
+            return;
+        }
+
+        var request = new ReleaseRequest();
+        request.Ids.Add(UnsafeByteOperations.UnsafeWrap(id.Bytes));
+        try
+        {
+            await _data.SendAsync(new DataRequest { Release = request }).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is ObjectDisposedException or RayException)
+        {
+            // The session ended meanwhile: the server dropped everything at cleanup.
+        }
+    }
+
+    /// <summary>
+    /// Yields the refs as their values become ready, in completion order (the <c>ray.wait</c> loop,
+    /// written once). A ref whose task failed is yielded too; its GetAsync throws.
+    /// </summary>
+    public async IAsyncEnumerable<ObjectRef<T>> AsCompletedAsync<T>(
+        IEnumerable<ObjectRef<T>> references,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(references);
+        var pending = references.Select(r => (Ref: r, Done: (System.Threading.Tasks.Task)GetAsync(r, cancellationToken: cancellationToken))).ToList();
+        while (pending.Count > 0)
+        {
+            var finished = await System.Threading.Tasks.Task.WhenAny(pending.Select(p => p.Done)).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            var index = pending.FindIndex(p => p.Done == finished);
+            var item = pending[index];
+            pending.RemoveAt(index);
+            _ = item.Done.Exception; // observed: the caller sees it through GetAsync
+            yield return item.Ref;
+        }
+    }
+
     internal ObjectRef<T> TrackedRef<T>(System.Threading.Tasks.Task<RayId> id)
     {
         var reference = new ObjectRef<T>(this, id);

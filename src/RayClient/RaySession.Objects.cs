@@ -240,6 +240,8 @@ public sealed partial class RaySession : IPickleStubResolver
                 var reference = new ObjectRef<object?>(this, System.Threading.Tasks.Task.FromResult(new RayId(stub.RefId)));
                 _references.Track(reference);
                 return reference;
+            case "Actor":
+                return new PyActorHandle(this, System.Threading.Tasks.Task.FromResult(new RayId(stub.RefId)), "actor");
             default:
                 return stub;
         }

@@ -78,6 +78,53 @@ public sealed class ActorTests(ServerFixture fixture)
     }
 
     [Fact]
+    public async Task ActorHandle_PassedIntoATask_IsUsedThere_AndComesBackUsable()
+    {
+        await using var ray = await fixture.ConnectAsync();
+        var counter = ray.Actor(Counter, 100).Remote();
+
+        var last = await ray.Call(PyFunction.Of<long>("tasks", "use_counter"), counter, 5);
+        var returned = await ray.Call(PyFunction.Of<PyActorHandle>("tasks", "pass_back"), counter);
+
+        Assert.Equal(105L, last);
+        Assert.Equal(106L, await returned.Call(Incr));
+        Assert.Equal(await counter.GetIdAsync(), await returned.GetIdAsync());
+    }
+
+    [Fact]
+    public async Task ActorResources_AreHeldForItsLifetime_AndFreedWhenItsHandleIsDisposed()
+    {
+        await using var ray = await fixture.ConnectAsync();
+        var counter = ray.Actor(Counter).SetResource("accelerator", 1).Remote();
+        Assert.Equal(1L, await counter.Call(Incr));
+        Assert.Equal(0, (await ray.GetAvailableResourcesAsync()).GetValueOrDefault("accelerator"));
+
+        await counter.DisposeAsync();
+
+        await Eventually.TrueAsync(async () => (await ray.GetAvailableResourcesAsync()).GetValueOrDefault("accelerator") == 1, "the released actor gave its resource back");
+        await Assert.ThrowsAsync<RayActorException>(() => counter.Call(Incr).GetAsync());
+    }
+
+    [Fact]
+    public async Task AsCompletedAsync_YieldsInCompletionOrder()
+    {
+        await using var ray = await fixture.ConnectAsync();
+        var gate = Path.Combine(Path.GetTempPath(), $"rayclient-gate-{Guid.NewGuid():N}");
+        var late = ray.Call(PyFunction.Of<long>("tasks", "wait_for_file"), gate, 1);
+        var early = ray.Call(PyFunction.Of<long>("tasks", "add"), 1, 1);
+
+        var order = new List<long>();
+        await foreach (var done in ray.AsCompletedAsync([late, early]))
+        {
+            order.Add(await done);
+            await File.WriteAllTextAsync(gate, "go"); // only now may the late task finish
+        }
+
+        File.Delete(gate);
+        Assert.Equal([2L, 1L], order);
+    }
+
+    [Fact]
     public async Task ActorErrors_AreTyped()
     {
         await using var ray = await fixture.ConnectAsync();

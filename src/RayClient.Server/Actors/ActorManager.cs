@@ -31,6 +31,8 @@ internal sealed class ActorCall
     public required IReadOnlyList<StoredObject> Dependencies { get; init; }
 
     public required IReadOnlyList<StoredObject> Held { get; init; }
+
+    public int Attempts { get; set; }
 }
 
 /// <summary>
@@ -68,6 +70,14 @@ internal sealed class ActorRecord
     public required int MaxConcurrency { get; init; }
 
     public required Task<WorkerEnvironment> Environment { get; init; }
+
+    /// <summary>Resources the actor holds for its lifetime (Ray: none unless num_cpus/num_gpus/resources are set).</summary>
+    public required IReadOnlyDictionary<string, double> Resources { get; init; }
+
+    public required int MaxTaskRetries { get; init; }
+
+    /// <summary>Client sessions holding a handle; a non-detached, unnamed actor nobody holds is destroyed.</summary>
+    public HashSet<ClientSession> Holders { get; } = [];
 
     public ActorState State { get; set; } = ActorState.Starting;
 
@@ -169,6 +179,38 @@ internal sealed partial class ActorManager
         }
     }
 
+    /// <summary>A client released its handle (ReleaseRequest with the actor id); an unheld, unnamed, non-detached actor ends.</summary>
+    public bool Release(ClientSession session, RayId id)
+    {
+        if (!_actors.TryGetValue(id, out var actor))
+        {
+            return false;
+        }
+
+        bool orphaned;
+        lock (actor.Holders)
+        {
+            actor.Holders.Remove(session);
+            orphaned = actor.Holders.Count == 0;
+        }
+
+        if (orphaned && !actor.Detached && actor.Name is null)
+        {
+            actor.DeathError ??= ActorDied(actor, "every handle to it was released");
+            Kill(actor, noRestart: true);
+        }
+
+        return true;
+    }
+
+    public static void Hold(ActorRecord actor, ClientSession session)
+    {
+        lock (actor.Holders)
+        {
+            actor.Holders.Add(session);
+        }
+    }
+
     /// <summary>The job ended: its non-detached actors die with it.</summary>
     public void OnSessionClosed(ClientSession session)
     {
@@ -182,6 +224,7 @@ internal sealed partial class ActorManager
     private async Task RunAsync(ActorRecord actor)
     {
         var processing = ProcessCallsAsync(actor);
+        await _state.Scheduler.ReserveAsync(actor.Resources).ConfigureAwait(false);
         while (true)
         {
             var created = await StartAsync(actor).ConfigureAwait(false);
@@ -205,6 +248,7 @@ internal sealed partial class ActorManager
         }
 
         MarkDead(actor);
+        _state.Scheduler.Unreserve(actor.Resources);
         await processing.ConfigureAwait(false);
     }
 
@@ -328,7 +372,15 @@ internal sealed partial class ActorManager
     {
         if (result is null)
         {
-            // The process died with the call in flight (Ray: ActorDiedError; the call is not retried).
+            // The process died with the call in flight: Ray retries it on the restarted actor up to
+            // max_task_retries (-1: always), else fails it with ActorDiedError.
+            call.Attempts++;
+            var willRestart = !actor.NoRestart && (actor.MaxRestarts < 0 || actor.Restarts < actor.MaxRestarts);
+            if (willRestart && (actor.MaxTaskRetries < 0 || call.Attempts <= actor.MaxTaskRetries) && actor.Calls.TryWrite(call))
+            {
+                return;
+            }
+
             Fail(call, ActorDied(actor, $"its worker process died while running {call.Method} ({error?.Message})"));
             return;
         }

@@ -13,12 +13,13 @@
 # convention of Ray's server pickler (ray: python/ray/util/client/server/server_pickler.py).
 import collections
 import concurrent.futures
-import threading
 import io
+import itertools
 import os
 import pickle
 import struct
 import sys
+import threading
 import traceback
 import types
 
@@ -27,7 +28,10 @@ KIND_EXEC = 1
 KIND_CREATE_ACTOR = 2
 KIND_CALL_METHOD = 3
 KIND_SHUTDOWN = 9
+KIND_CALLBACK_RESULT = 30
 KIND_RESULT = 1
+KIND_SUBMIT_METHOD = 20
+KIND_GET = 21
 
 STATUS_OK = 0
 STATUS_TASK_ERROR = 1
@@ -108,6 +112,43 @@ def _install_ray_stubs():
     ObjectRef.__module__ = "ray"
     ObjectRef.__qualname__ = "ObjectRef"
     ray.ObjectRef = ObjectRef
+
+    class ActorMethod:
+        def __init__(self, actor_id, name, num_returns=1):
+            self._actor_id = actor_id
+            self._name = name
+            self._num_returns = num_returns
+
+        def options(self, num_returns=1, **_ignored):
+            return ActorMethod(self._actor_id, self._name, num_returns)
+
+        def remote(self, *args, **kwargs):
+            return _WORKER.submit_method(self._actor_id, self._name, args, kwargs, self._num_returns)
+
+    class ActorHandle:
+        def __init__(self, actor_id):
+            self._actor_id = bytes(actor_id)
+
+        def __getattr__(self, name):
+            if name.startswith("_"):
+                raise AttributeError(name)
+            return ActorMethod(self._actor_id, name)
+
+        def __repr__(self):
+            return "Actor(%s)" % self._actor_id.hex()
+
+    ActorHandle.__module__ = "ray.actor"
+    ray.actor = types.SimpleNamespace(ActorHandle=ActorHandle)
+    ray.ActorHandle = ActorHandle
+
+    def get(refs, timeout=None):
+        if isinstance(refs, (list, tuple)):
+            return [get(r) for r in refs]
+        if type(refs) is not ObjectRef:
+            raise TypeError("ray.get takes an ObjectRef or a list of them, not %r" % (refs,))
+        return _WORKER.get(refs)
+
+    ray.get = get
     ray.util = util
     ray.exceptions = exceptions
     util.client = client
@@ -119,6 +160,7 @@ def _install_ray_stubs():
     return sys.modules["ray"]
 
 
+_WORKER = None  # the Worker of this process, for ray.get and actor calls made by user code
 ray = _install_ray_stubs()
 PickleStub = sys.modules["ray.util.client.client_pickler"].PickleStub
 RayTaskError = sys.modules["ray.exceptions"].RayTaskError
@@ -129,6 +171,8 @@ class _ArgUnpickler(pickle.Unpickler):
     def persistent_load(self, pid):
         if isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "Object":
             return ray.ObjectRef(pid[2])
+        if isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "Actor":
+            return ray.ActorHandle(pid[2])
         raise pickle.UnpicklingError("unsupported persistent id %r" % (pid,))
 
 
@@ -142,6 +186,9 @@ class _ResultPickler(pickle.Pickler):
         if type(obj) is ray.ObjectRef:
             self._contained.append(b"O" + obj.binary())
             return PickleStub("Object", self._client_id, obj.binary(), None, None)
+        if type(obj) is ray.ActorHandle:
+            self._contained.append(b"A" + obj._actor_id)
+            return PickleStub("Actor", self._client_id, obj._actor_id, None, None)
         return None
 
 
@@ -160,6 +207,12 @@ class Worker:
         self._in = open(rfd, "rb", buffering=1 << 20)
         self._out = open(wfd, "wb", buffering=1 << 20)
         self._functions = {}
+        self._read_lock = threading.Lock()
+        self._queued = collections.deque()  # task frames read by a thread waiting for a callback
+        self._responses = {}
+        self._response_ready = threading.Condition()
+        self._callback_seq = itertools.count(1 << 62)
+        self._tls = threading.local()
         self._write_lock = threading.Lock()
         self._actor = None
         self._actor_pool = None
@@ -204,6 +257,68 @@ class Worker:
                 out.write(b)
             out.flush()
 
+    # --- calls from user code back into the server ----------------------------------------
+    def _next_frame(self):
+        """The next task frame for the main loop; callback results go to their waiters."""
+        while True:
+            if self._queued:
+                return self._queued.popleft()
+            with self._read_lock:
+                if self._queued:
+                    continue
+                frame = self._read_frame()
+            if frame is None or frame[0] != KIND_CALLBACK_RESULT:
+                return frame
+            self._deliver(frame)
+
+    def _deliver(self, frame):
+        with self._response_ready:
+            self._responses[frame[1]] = frame[2]
+            self._response_ready.notify_all()
+
+    def _callback(self, kind, blobs):
+        seq = next(self._callback_seq)
+        self._write_frame(kind, seq, STATUS_OK, blobs)
+        while True:
+            with self._response_ready:
+                if seq in self._responses:
+                    return self._responses.pop(seq)
+            if self._read_lock.acquire(blocking=False):
+                try:
+                    frame = self._read_frame()
+                finally:
+                    self._read_lock.release()
+                if frame is None:
+                    raise RuntimeError("The server closed the worker's pipe.")
+                if frame[0] == KIND_CALLBACK_RESULT:
+                    self._deliver(frame)
+                else:
+                    self._queued.append(frame)
+            else:
+                with self._response_ready:
+                    if seq not in self._responses:
+                        self._response_ready.wait(0.05)
+
+    def submit_method(self, actor_id, method, args, kwargs, num_returns):
+        client_id = getattr(self._tls, "client_id", "")
+        contained = []
+        payload = _dumps((list(args), dict(kwargs)), client_id, contained)
+        blobs = self._callback(KIND_SUBMIT_METHOD, [actor_id, method.encode(), payload, str(num_returns).encode()])
+        status = bytes(blobs[0])[0]
+        if status != STATUS_OK:
+            raise pickle.loads(bytes(blobs[1]))
+        ids = bytes(blobs[1])
+        refs = [ray.ObjectRef(ids[i:i + 28]) for i in range(0, len(ids), 28)]
+        return refs[0] if num_returns == 1 else refs
+
+    def get(self, ref):
+        blobs = self._callback(KIND_GET, [ref.binary()])
+        status = bytes(blobs[0])[0]
+        value = _loads(bytes(blobs[1]))
+        if status != STATUS_OK or isinstance(value, BaseException):
+            raise value
+        return value
+
     # --- execution -----------------------------------------------------------------------
     def _function(self, key, pickled):
         fn = self._functions.get(key)
@@ -237,6 +352,7 @@ class Worker:
         # num_returns, then (ref_id, value)*
         name = bytes(blobs[2]).decode()
         client_id = bytes(blobs[3]).decode()
+        self._tls.client_id = client_id
         num_returns = int(bytes(blobs[5]))
         try:
             if kind == KIND_CALL_METHOD:
@@ -289,7 +405,7 @@ class Worker:
         version = "%d.%d.%d" % sys.version_info[:3]
         self._write_frame(KIND_READY, 0, STATUS_OK, [version.encode(), str(self._pid).encode()])
         while True:
-            frame = self._read_frame()
+            frame = self._next_frame()
             if frame is None:
                 return
             kind, seq, blobs = frame
@@ -315,7 +431,9 @@ def main():
         os.chdir(work_dir)
     for path in reversed([p for p in os.environ.get("RAYCLIENT_SYS_PATH", "").split(os.pathsep) if p]):
         sys.path.insert(0, path)
-    Worker(rfd, wfd).run()
+    global _WORKER
+    _WORKER = Worker(rfd, wfd)
+    _WORKER.run()
 
 
 if __name__ == "__main__":

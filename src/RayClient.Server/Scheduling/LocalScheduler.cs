@@ -61,6 +61,7 @@ internal sealed partial class LocalScheduler
     private readonly Dictionary<string, Queue<TaskSpec>> _queues = new(StringComparer.Ordinal);
     private readonly List<Queue<TaskSpec>> _queueOrder = [];
     private int _pumpScheduled;
+    private readonly Queue<(IReadOnlyDictionary<string, double> Demand, TaskCompletionSource Granted)> _reservations = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<RayClient.Session.RayId, TaskSpec> _byReturn = new();
     private readonly WorkerPool _pool;
     private readonly ObjectStore _store;
@@ -160,6 +161,38 @@ internal sealed partial class LocalScheduler
         SchedulePump();
     }
 
+    /// <summary>Holds <paramref name="demand"/> for an actor's lifetime; completes once the resources are free (actors queue like tasks).</summary>
+    public Task ReserveAsync(IReadOnlyDictionary<string, double> demand)
+    {
+        if (demand.Count == 0)
+        {
+            return Task.CompletedTask;
+        }
+
+        var granted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_lock)
+        {
+            _reservations.Enqueue((demand, granted));
+        }
+
+        SchedulePump();
+        return granted.Task;
+    }
+
+    /// <summary>Gives back what <see cref="ReserveAsync"/> took.</summary>
+    public void Unreserve(IReadOnlyDictionary<string, double> demand)
+    {
+        lock (_lock)
+        {
+            foreach (var (name, amount) in demand)
+            {
+                _available[name] += amount;
+            }
+        }
+
+        SchedulePump();
+    }
+
     /// <summary>Dispatches off the caller's thread (the Datapath loop must not wait for a worker), once for many submissions.</summary>
     private void SchedulePump()
     {
@@ -180,8 +213,20 @@ internal sealed partial class LocalScheduler
     {
         List<TaskSpec>? start = null;
         List<TaskSpec>? dropped = null;
+        List<TaskCompletionSource>? granted = null;
         lock (_lock)
         {
+            while (_reservations.TryPeek(out var reservation) && Fits(reservation.Demand))
+            {
+                foreach (var (name, amount) in reservation.Demand)
+                {
+                    _available[name] -= amount;
+                }
+
+                _reservations.Dequeue();
+                (granted ??= []).Add(reservation.Granted);
+            }
+
             foreach (var queue in _queueOrder)
             {
                 while (queue.TryPeek(out var task))
@@ -208,6 +253,11 @@ internal sealed partial class LocalScheduler
                     (start ??= []).Add(task);
                 }
             }
+        }
+
+        foreach (var reservation in granted ?? [])
+        {
+            reservation.TrySetResult();
         }
 
         foreach (var task in dropped ?? [])

@@ -282,7 +282,8 @@ internal sealed partial class DataStreamerService
                 var release = new ReleaseResponse();
                 foreach (var id in request.Release.Ids)
                 {
-                    release.Ok.Add(session.Release(new RayId(id.ToByteArray()), _state.Store));
+                    var released = new RayId(id.ToByteArray());
+                    release.Ok.Add(session.Release(released, _state.Store) || _state.Actors.Release(session, released));
                 }
 
                 response.Release = release;
@@ -485,12 +486,6 @@ internal sealed partial class DataStreamerService
             throw new TicketException(ServerErrors.ValueError($"Cannot create actor {task.Name}: {infeasible}"));
         }
 
-        if (demand.Count > 0)
-        {
-            throw new TicketException(ServerErrors.Pickle("builtins", "NotImplementedError",
-                "The embedded server does not reserve resources for actors yet: create actors without num_cpus/num_gpus/resources."));
-        }
-
         var held = RefScanner.FindHeld(session, args, out var topLevel);
         var environment = Task.FromResult(session.Environment);
         if (options.RuntimeEnv is { Count: > 0 } actorEnv)
@@ -514,11 +509,14 @@ internal sealed partial class DataStreamerService
                 Detached = options.Detached,
                 MaxRestarts = options.MaxRestarts,
                 MaxConcurrency = options.MaxConcurrency,
+                MaxTaskRetries = options.MaxTaskRetries,
                 Environment = environment,
+                Resources = demand,
             },
             options.Name,
             rayNamespace,
             options.GetIfExists);
+        Actors.ActorManager.Hold(actor, session);
         return new ClientTaskTicket { Valid = true, ReturnIds = { UnsafeByteOperations.UnsafeWrap(actor.Id.Bytes) } };
     }
 
@@ -550,6 +548,7 @@ internal sealed partial class DataStreamerService
         var rayNamespace = string.IsNullOrEmpty(task.Namespace) ? session.Namespace : task.Namespace;
         var actor = _state.Actors.FindNamed(task.Name, rayNamespace)
             ?? throw new TicketException(ServerErrors.ValueError($"Failed to look up actor with name '{task.Name}'. This could because 1. You are trying to look up a named actor you didn't create. 2. The named actor died. 3. You did not use a namespace matching the namespace of the actor."));
+        Actors.ActorManager.Hold(actor, session);
         return new ClientTaskTicket { Valid = true, ReturnIds = { UnsafeByteOperations.UnsafeWrap(actor.Id.Bytes) } };
     }
 

@@ -14,13 +14,15 @@ internal sealed class WorkerPool : IAsyncDisposable
     private readonly HashSet<WorkerProcess> _all = [];
     private readonly HashSet<WorkerProcess> _dedicated = [];
     private readonly Action<WorkerProcess, string> _onOutput;
+    private readonly Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? _onCallback;
     private readonly int _maxIdle;
     private readonly string _script;
     private bool _disposed;
 
-    public WorkerPool(string python, string workDirectory, int maxIdle, Action<WorkerProcess, string> onOutput)
+    public WorkerPool(string python, string workDirectory, int maxIdle, Action<WorkerProcess, string> onOutput, Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? onCallback = null)
     {
         Python = python;
+        _onCallback = onCallback;
         _maxIdle = Math.Max(1, maxIdle);
         _onOutput = onOutput;
         _script = ExtractScript(workDirectory);
@@ -87,7 +89,7 @@ internal sealed class WorkerPool : IAsyncDisposable
             }
         }
 
-        var worker = await WorkerProcess.StartAsync(environment.PythonExecutable ?? Python, _script, environment, _onOutput, cancellationToken).ConfigureAwait(false);
+        var worker = await WorkerProcess.StartAsync(environment.PythonExecutable ?? Python, _script, environment, _onOutput, cancellationToken, _onCallback).ConfigureAwait(false);
         lock (_lock)
         {
             if (_disposed)
@@ -106,7 +108,7 @@ internal sealed class WorkerPool : IAsyncDisposable
     /// <summary>A worker of its own for an actor: never pooled, gone when the actor is.</summary>
     public async Task<WorkerProcess> StartDedicatedAsync(WorkerEnvironment environment, string clientId, string name)
     {
-        var worker = await WorkerProcess.StartAsync(environment.PythonExecutable ?? Python, _script, environment, _onOutput, CancellationToken.None).ConfigureAwait(false);
+        var worker = await WorkerProcess.StartAsync(environment.PythonExecutable ?? Python, _script, environment, _onOutput, CancellationToken.None, _onCallback).ConfigureAwait(false);
         worker.CurrentClientId = clientId;
         worker.CurrentTaskName = name;
         lock (_lock)

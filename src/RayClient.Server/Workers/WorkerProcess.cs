@@ -72,6 +72,9 @@ internal sealed class WorkerProcess : IAsyncDisposable
     internal const byte KindCreateActor = 2;
     internal const byte KindCallMethod = 3;
     private const byte KindShutdown = 9;
+    internal const byte KindSubmitMethod = 20;
+    internal const byte KindGet = 21;
+    private const byte KindCallbackResult = 30;
 
     private readonly Process _process;
     private readonly Stream _input;
@@ -81,16 +84,18 @@ internal sealed class WorkerProcess : IAsyncDisposable
     private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly Action<WorkerProcess, string> _onOutput;
+    private readonly Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? _onCallback;
     private readonly Task _readLoop;
     private readonly Task _stderrLoop;
     private ulong _nextSeq;
     private volatile bool _dead;
 
-    private WorkerProcess(Process process, WorkerEnvironment environment, Action<WorkerProcess, string> onOutput)
+    private WorkerProcess(Process process, WorkerEnvironment environment, Action<WorkerProcess, string> onOutput, Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? onCallback)
     {
         _process = process;
         Environment = environment;
         _onOutput = onOutput;
+        _onCallback = onCallback;
         _input = process.StandardInput.BaseStream;
         _output = new BufferedStream(process.StandardOutput.BaseStream, 64 * 1024);
         Pid = process.Id;
@@ -130,7 +135,12 @@ internal sealed class WorkerProcess : IAsyncDisposable
     public string? CurrentTaskName { get; set; }
 
     public static async Task<WorkerProcess> StartAsync(
-        string python, string script, WorkerEnvironment environment, Action<WorkerProcess, string> onOutput, CancellationToken cancellationToken)
+        string python,
+        string script,
+        WorkerEnvironment environment,
+        Action<WorkerProcess, string> onOutput,
+        CancellationToken cancellationToken,
+        Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? onCallback = null)
     {
         var info = new ProcessStartInfo(python)
         {
@@ -163,7 +173,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
         info.Environment["RAYCLIENT_SYS_PATH"] = string.Join(Path.PathSeparator, sysPath);
 
         var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start the Python worker '{python}'.");
-        var worker = new WorkerProcess(process, environment, onOutput);
+        var worker = new WorkerProcess(process, environment, onOutput, onCallback);
         try
         {
             await worker._ready.Task.WaitAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
@@ -229,6 +239,14 @@ internal sealed class WorkerProcess : IAsyncDisposable
         {
             throw new WorkerCrashedException($"Worker process {Pid} exited.");
         }
+    }
+
+    /// <summary>Answers a callback of the worker: a status byte, then the payload blobs.</summary>
+    public Task RespondAsync(ulong seq, bool ok, params ReadOnlyMemory<byte>[] payload)
+    {
+        var blobs = new List<ReadOnlyMemory<byte>>(payload.Length + 1) { new[] { ok ? (byte)0 : (byte)1 } };
+        blobs.AddRange(payload);
+        return WriteFrameAsync(KindCallbackResult, seq, blobs, CancellationToken.None);
     }
 
     private async Task WriteFrameAsync(byte kind, ulong seq, IReadOnlyList<ReadOnlyMemory<byte>> blobs, CancellationToken cancellationToken)
@@ -309,6 +327,19 @@ internal sealed class WorkerProcess : IAsyncDisposable
                     position += 4;
                     blobs.Add(frame.AsMemory(position, size));
                     position += size;
+                }
+
+                if (kind is KindSubmitMethod or KindGet)
+                {
+                    // User code in the worker calls back (ray.get, actor_handle.method.remote()).
+                    var copies = blobs.Select(b => b.ToArray()).ToList();
+                    ArrayPool<byte>.Shared.Return(frame);
+                    if (_onCallback is { } onCallback)
+                    {
+                        _ = onCallback(this, kind, seq, copies);
+                    }
+
+                    continue;
                 }
 
                 if (kind == KindReady)

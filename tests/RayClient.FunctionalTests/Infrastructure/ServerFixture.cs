@@ -56,6 +56,12 @@ public sealed class ServerFixture : IAsyncLifetime
             with open(name) as f:
                 return f.read()
 
+        def wait_for_file(path, value):
+            deadline = time.monotonic() + 60
+            while not os.path.exists(path) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return value
+
         def interval(seconds):
             start = time.monotonic()
             time.sleep(seconds)
@@ -92,6 +98,14 @@ public sealed class ServerFixture : IAsyncLifetime
 
             def fail(self):
                 raise RuntimeError("actor method failed")
+
+        def use_counter(counter, times):
+            import ray
+            refs = [counter.incr.remote() for _ in range(times)]
+            return ray.get(refs)[-1]
+
+        def pass_back(counter):
+            return counter
 
         class Broken:
             def __init__(self):
