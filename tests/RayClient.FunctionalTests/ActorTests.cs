@@ -125,6 +125,61 @@ public sealed class ActorTests(ServerFixture fixture)
     }
 
     [Fact]
+    public async Task MaxConcurrency_LetsAMethodRunWhileAnotherWaits()
+    {
+        await using var ray = await fixture.ConnectAsync();
+        var gate = Path.Combine(Path.GetTempPath(), $"rayclient-gate-{Guid.NewGuid():N}");
+        var actor = ray.Actor(Counter).SetMaxConcurrency(2).Remote();
+
+        var waiting = actor.Call(PyActorMethod.Of<string>("wait_gate"), gate);
+        var opening = actor.Call(PyActorMethod.Of<string>("open_gate"), gate); // with max_concurrency=1 this would queue behind the wait
+
+        Assert.Equal("opened", await opening.GetAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal("passed the gate", await waiting.GetAsync(TimeSpan.FromSeconds(30)));
+        File.Delete(gate);
+    }
+
+    [Fact]
+    public async Task Names_AreUniquePerNamespace_UnlessGetIfExists()
+    {
+        await using var ray = await fixture.ConnectAsync();
+        var name = $"unique-{Guid.NewGuid():N}";
+        var first = ray.Actor(Counter).SetName(name).Remote();
+        await first.GetIdAsync();
+
+        var clash = await Assert.ThrowsAnyAsync<RayException>(() => ray.Actor(Counter).SetName(name).Remote().GetIdAsync());
+        var same = ray.Actor(Counter).SetName(name).SetGetIfExists().Remote();
+        var otherNamespace = ray.Actor(Counter).SetName(name).SetNamespace("elsewhere").Remote();
+
+        Assert.Contains("already taken", clash.Message);
+        Assert.Equal(await first.GetIdAsync(), await same.GetIdAsync());
+        Assert.NotEqual(await first.GetIdAsync(), await otherNamespace.GetIdAsync());
+        await ray.KillAsync(otherNamespace);
+    }
+
+    [Fact]
+    public async Task KillAsync_WithRestart_BringsUpAFreshInstance()
+    {
+        await using var ray = await fixture.ConnectAsync();
+        var counter = ray.Actor(Counter, 5).SetMaxRestarts(1).SetMaxTaskRetries(1).Remote(); // a call caught by the kill is retried
+        Assert.Equal(6L, await counter.Call(Incr));
+
+        await ray.KillAsync(counter, noRestart: false);
+
+        Assert.Equal(6L, await counter.Call(Incr).GetAsync(TimeSpan.FromSeconds(30))); // restarted from the constructor
+    }
+
+    [Fact]
+    public async Task Actor_NeedingMoreThanTheCluster_FailsAtOnce()
+    {
+        await using var ray = await fixture.ConnectAsync();
+
+        var error = await Assert.ThrowsAnyAsync<RayException>(() => ray.Actor(Counter).SetNumGpus(4).Remote().GetIdAsync());
+
+        Assert.Contains("could never run", error.Message);
+    }
+
+    [Fact]
     public async Task ActorErrors_AreTyped()
     {
         await using var ray = await fixture.ConnectAsync();

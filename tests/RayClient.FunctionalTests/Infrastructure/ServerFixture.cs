@@ -99,6 +99,13 @@ public sealed class ServerFixture : IAsyncLifetime
             def fail(self):
                 raise RuntimeError("actor method failed")
 
+            def wait_gate(self, path):
+                return wait_for_file(path, "passed the gate")
+
+            def open_gate(self, path):
+                open(path, "w").close()
+                return "opened"
+
         def use_counter(counter, times):
             import ray
             refs = [counter.incr.remote() for _ in range(times)]
