@@ -274,7 +274,7 @@ public sealed partial class RaySession
     /// </summary>
     private System.Threading.Tasks.Task<RuntimeEnv> UploadTaskEnvAsync(RuntimeEnv env) =>
         RayClient.Packaging.RuntimeEnvUploader.UploadLocalPackagesAsync(
-            env, new KvPackageStore(this), new RayClient.Packaging.UploadOptions { PinExpirationSeconds = 0 }, progress: null, _lifetime.Token);
+            env, new KvPackageStore(this), new RayClient.Packaging.UploadOptions { PinExpirationSeconds = 0 }, _options.UploadProgress, _lifetime.Token);
 
     private static void FailAll(TaskCompletionSource<RayId>[] sources, Exception error)
     {

@@ -168,7 +168,7 @@ public sealed partial class RaySession : IAsyncDisposable
         if (runtimeEnv is not null)
         {
             runtimeEnv = await RayClient.Packaging.RuntimeEnvUploader.UploadLocalPackagesAsync(
-                runtimeEnv, new KvPackageStore(this), new RayClient.Packaging.UploadOptions(), progress: null, cancellationToken).ConfigureAwait(false);
+                runtimeEnv, new KvPackageStore(this), new RayClient.Packaging.UploadOptions(), _options.UploadProgress, cancellationToken).ConfigureAwait(false);
         }
 
         _data = new DataChannel(

@@ -54,6 +54,12 @@ public sealed class RaySessionOptions
     /// <summary>Use TLS. Default: false, or true when <c>RAY_USE_TLS</c> is 1/true.</summary>
     public bool UseTls { get; set; }
 
+    /// <summary>
+    /// Progress of runtime-env package uploads (hashing, zipping, uploading each local
+    /// working_dir/py_modules path). Default: none. Cancel a slow upload with the token of ConnectAsync.
+    /// </summary>
+    public IProgress<RayClient.Packaging.UploadProgress>? UploadProgress { get; set; }
+
     /// <summary>Logger for connection events. Default: none.</summary>
     public ILoggerFactory? LoggerFactory { get; set; }
 

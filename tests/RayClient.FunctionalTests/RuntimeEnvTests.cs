@@ -70,6 +70,27 @@ public sealed class RuntimeEnvTests(ServerFixture fixture) : IDisposable
     }
 
     [Fact]
+    public async Task JobEnv_Upload_ReportsProgressOnce()
+    {
+        var dir = Directory.CreateDirectory(Path.Combine(_scratch, "progress_wd")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(dir, "m.py"), "VALUE = 1\n");
+        var stages = new List<RayClient.Packaging.UploadStage>();
+        var progress = new SyncProgress(p => { lock (stages) { stages.Add(p.Stage); } });
+
+        await using (await fixture.ConnectAsync(o => { o.RuntimeEnv = new RuntimeEnv { WorkingDir = dir }; o.UploadProgress = progress; }))
+        {
+        }
+
+        Assert.Contains(RayClient.Packaging.UploadStage.Hashing, stages);
+        Assert.Contains(RayClient.Packaging.UploadStage.Uploaded, stages);
+    }
+
+    private sealed class SyncProgress(Action<RayClient.Packaging.UploadProgress> report) : IProgress<RayClient.Packaging.UploadProgress>
+    {
+        public void Report(RayClient.Packaging.UploadProgress value) => report(value);
+    }
+
+    [Fact]
     public async Task JobEnv_Invalid_IsRefusedBeforeAnythingIsUploaded()
     {
         var puts = fixture.Server.State.Kv.PutCount;

@@ -1,7 +1,7 @@
 namespace RayClient.Packaging;
 
 /// <summary>Stages of one package's upload.</summary>
-internal enum UploadStage
+public enum UploadStage
 {
     /// <summary>Hashing the local files to find the URI.</summary>
     Hashing,
@@ -25,4 +25,4 @@ internal enum UploadStage
 /// <param name="Uri">The package URI, once known (empty while hashing).</param>
 /// <param name="Stage">What is happening.</param>
 /// <param name="Bytes">Bytes done in this stage.</param>
-internal sealed record UploadProgress(string Field, string LocalPath, string Uri, UploadStage Stage, long Bytes);
+public sealed record UploadProgress(string Field, string LocalPath, string Uri, UploadStage Stage, long Bytes);
