@@ -74,28 +74,16 @@ public sealed partial class RaySession : IAsyncDisposable
     public async System.Threading.Tasks.Task<RayConnectionState> WaitForStateChangedAsync(RayConnectionStatus lastObservedStatus, CancellationToken cancellationToken = default)
     {
         var changed = new System.Threading.Tasks.TaskCompletionSource<RayConnectionState>(System.Threading.Tasks.TaskCreationOptions.RunContinuationsAsynchronously);
-        using var subscription = _data.States.Subscribe(new StateObserver(state =>
+        using var subscription = _data.States.Subscribe(state =>
         {
             if (state.Status != lastObservedStatus)
             {
                 changed.TrySetResult(state);
             }
-        }));
+        });
         return await changed.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private sealed class StateObserver(Action<RayConnectionState> onNext) : IObserver<RayConnectionState>
-    {
-        public void OnCompleted()
-        {
-        }
-
-        public void OnError(Exception error)
-        {
-        }
-
-        public void OnNext(RayConnectionState value) => onNext(value);
-    }
 
     internal DataChannel DataChannel => _data;
 

@@ -109,7 +109,7 @@ public sealed class ReconnectTests : IAsyncLifetime
         await ray.Call(Add, 0, 0);
         var reconnecting = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var reconnected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var subscription = ray.ConnectionStates.Subscribe(new Observer(state =>
+        using var subscription = ray.ConnectionStates.Subscribe(state =>
         {
             if (state.Status == RayConnectionStatus.Reconnecting)
             {
@@ -119,7 +119,7 @@ public sealed class ReconnectTests : IAsyncLifetime
             {
                 reconnected.TrySetResult();
             }
-        }));
+        });
 
         _proxy.BlackHole();
         var during = ray.Call(PyFunction.Of<long>("tasks", "sleep_then"), 0.1, 5);
@@ -200,18 +200,6 @@ public sealed class ReconnectTests : IAsyncLifetime
         Assert.Equal(100, _server.TaskExecutions - before);
     }
 
-    private sealed class Observer(Action<RayConnectionState> onNext) : IObserver<RayConnectionState>
-    {
-        public void OnCompleted()
-        {
-        }
-
-        public void OnError(Exception error)
-        {
-        }
-
-        public void OnNext(RayConnectionState value) => onNext(value);
-    }
 }
 
 /// <summary>Tests that change process-wide environment variables run alone.</summary>
