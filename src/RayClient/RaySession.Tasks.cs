@@ -218,17 +218,9 @@ public sealed partial class RaySession
                 CheckOwnRef(reference);
             }
 
-            var pending = _data.Enqueue(build(payload.Result));
-            pending.Completion.ContinueWith(
-                static (task, state) =>
-                {
-                    var (session, sources, ctx) = ((RaySession, TaskCompletionSource<RayId>[], string))state!;
-                    session.OnTicket(task, sources, ctx);
-                },
-                (this, returnIds, context),
-                CancellationToken.None,
-                TaskContinuationOptions.ExecuteSynchronously,
-                TaskScheduler.Default);
+            var pending = build(payload.Result);
+            pending.OnCompleted = (response, error) => OnTicket(response, error, returnIds, context);
+            _data.Enqueue(pending);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
@@ -236,15 +228,14 @@ public sealed partial class RaySession
         }
     }
 
-    private void OnTicket(System.Threading.Tasks.Task<object> response, TaskCompletionSource<RayId>[] returnIds, string context)
+    private void OnTicket(object? response, Exception? error, TaskCompletionSource<RayId>[] returnIds, string context)
     {
-        if (!response.IsCompletedSuccessfully)
+        if (response is not DataResponse { TaskTicket: { } ticket })
         {
-            FailAll(returnIds, response.Exception?.InnerException ?? new TaskCanceledException(response));
+            FailAll(returnIds, error ?? new RayException($"{context}: the server did not answer with a ticket."));
             return;
         }
 
-        var ticket = ((DataResponse)response.Result).TaskTicket;
         if (!ticket.Valid)
         {
             FailAll(returnIds, RayErrors.FromPythonError(PythonErrorDecoder.Decode(ticket.Error.Memory), context));

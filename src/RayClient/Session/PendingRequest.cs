@@ -38,11 +38,18 @@ internal sealed class PendingRequest
 
     public bool IsCompleted => _completion.Task.IsCompleted;
 
+    /// <summary>
+    /// Runs on the completing thread (the stream's reader) instead of after a thread hop; for
+    /// cheap internal bookkeeping such as resolving a ticket's ids. Set before the request is sent.
+    /// </summary>
+    public Action<object?, Exception?>? OnCompleted { get; set; }
+
     public bool TrySetResult(object result)
     {
         if (_completion.TrySetResult(result))
         {
             Payload?.Dispose();
+            OnCompleted?.Invoke(result, null);
             return true;
         }
 
@@ -55,6 +62,7 @@ internal sealed class PendingRequest
         {
             Payload?.Dispose();
             ReturnAssembly();
+            OnCompleted?.Invoke(null, exception);
             return true;
         }
 
