@@ -4,7 +4,7 @@ namespace RayClient.Server;
 
 /// <summary>
 /// Test hooks of the embedded server (Ray's test middleman, spec §11.1): cut every Datapath
-/// stream, drop responses after executing, observe executions. Real faults, not mocks: cutting
+/// stream, drop responses after executing. Real faults, not mocks: cutting
 /// aborts the server's HTTP/2 streams.
 /// </summary>
 public sealed class ServerFaults
@@ -14,9 +14,6 @@ public sealed class ServerFaults
 
     /// <summary>Drops matching responses after the request was executed (the client must replay).</summary>
     public Func<DataResponse, bool>? DropResponse { get; set; }
-
-    /// <summary>Called right before a put or task is executed.</summary>
-    public Action<DataRequest>? BeforeExecute { get; set; }
 
     /// <summary>Aborts every open Datapath stream (the clients see a broken stream).</summary>
     public int CutAllStreams()
@@ -59,5 +56,4 @@ public sealed class ServerFaults
 
     internal bool ShouldDropResponse(DataResponse response) => DropResponse?.Invoke(response) ?? false;
 
-    internal void OnRequestExecuting(DataRequest request) => BeforeExecute?.Invoke(request);
 }

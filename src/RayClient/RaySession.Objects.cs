@@ -221,9 +221,7 @@ public sealed partial class RaySession : IPickleStubResolver
         var target = typeof(T);
         if (target.IsGenericType && target.GetGenericTypeDefinition() == typeof(ObjectRef<>))
         {
-            var method = typeof(ObjectRef<object>).GetMethod(nameof(ObjectRef<object>.As))!;
             var asMethod = inner.GetType().GetMethod(nameof(ObjectRef<object>.As))!.MakeGenericMethod(target.GetGenericArguments()[0]);
-            _ = method;
             return (T)asMethod.Invoke(inner, null)!;
         }
 

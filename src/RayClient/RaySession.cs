@@ -134,7 +134,7 @@ public sealed partial class RaySession : IAsyncDisposable
         }
         catch
         {
-            await session.DisposeCoreAsync(graceful: false).ConfigureAwait(false);
+            await session.DisposeAsync().ConfigureAwait(false); // tells the server to drop what Init made
             throw;
         }
     }
@@ -403,9 +403,7 @@ public sealed partial class RaySession : IAsyncDisposable
     /// Ends the session: tells the server to clean up at once (its objects are released and its
     /// non-detached actors end), closes the connection and fails whatever is still pending. Idempotent.
     /// </summary>
-    public ValueTask DisposeAsync() => DisposeCoreAsync(graceful: true);
-
-    private async ValueTask DisposeCoreAsync(bool graceful)
+    public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
@@ -415,14 +413,7 @@ public sealed partial class RaySession : IAsyncDisposable
         _references?.Dispose();
         if (_data is not null)
         {
-            if (graceful)
-            {
-                await _data.DisposeAsync().ConfigureAwait(false);
-            }
-            else
-            {
-                await _data.DisposeAsync().ConfigureAwait(false);
-            }
+            await _data.DisposeAsync().ConfigureAwait(false);
         }
 
         await _lifetime.CancelAsync().ConfigureAwait(false);

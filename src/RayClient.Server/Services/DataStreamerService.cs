@@ -341,7 +341,6 @@ internal sealed partial class DataStreamerService
             return;
         }
 
-        _faults.OnRequestExecuting(request);
         TaskSpec? accepted = null;
         var response = isPut ? ExecutePut(session, request, payload) : ExecuteTask(session, request, payload, out accepted);
         if (session.GraceSeconds > 0)
