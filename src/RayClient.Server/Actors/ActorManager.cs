@@ -33,6 +33,9 @@ internal sealed class ActorCall
     public required IReadOnlyList<StoredObject> Held { get; init; }
 
     public int Attempts { get; set; }
+
+    /// <summary>How many restarts the actor had used when the call was sent (decides whether a restart will follow a crash).</summary>
+    public int SentAtRestart { get; set; }
 }
 
 /// <summary>
@@ -347,6 +350,7 @@ internal sealed partial class ActorManager
             }
 
             var dependencies = call.Dependencies.Select(d => (d.Id.Bytes, d.Data)).ToList();
+            call.SentAtRestart = actor.Restarts;
             try
             {
                 await worker.StartAsync(
@@ -375,7 +379,9 @@ internal sealed partial class ActorManager
             // The process died with the call in flight: Ray retries it on the restarted actor up to
             // max_task_retries (-1: always), else fails it with ActorDiedError.
             call.Attempts++;
-            var willRestart = !actor.NoRestart && (actor.MaxRestarts < 0 || actor.Restarts < actor.MaxRestarts);
+            // Decided from the restart count when the call was sent: the supervisor may already
+            // have counted the restart this crash causes.
+            var willRestart = !actor.NoRestart && (actor.MaxRestarts < 0 || call.SentAtRestart < actor.MaxRestarts);
             if (willRestart && (actor.MaxTaskRetries < 0 || call.Attempts <= actor.MaxTaskRetries) && actor.Calls.TryWrite(call))
             {
                 return;

@@ -97,7 +97,8 @@ internal static class PythonErrorDecoder
         else
         {
             // Ray's own classes mostly override __str__ without using args: known texts first.
-            message = StateMessage(cls, state) ?? longestTraceback ?? RayMessage(cls, state) ?? StrOfArgs(cls, args);
+            // A plain message argument (how the embedded server builds Ray errors) beats Ray's generic text.
+            message = StateMessage(cls, state) ?? longestTraceback ?? (args is [string] ? null : RayMessage(cls, state)) ?? StrOfArgs(cls, args);
 
             traceback ??= longestTraceback;
         }
