@@ -53,7 +53,13 @@ public sealed class ConnectionTests(ServerFixture fixture)
             {
                 using var client = await listener.AcceptTcpClientAsync(serve.Token);
                 var stream = client.GetStream();
+                var buffer = new byte[4096];
+                _ = await stream.ReadAsync(buffer, serve.Token); // the client's HTTP/2 preface, as a real HTTP/1.1 server would read it
                 await stream.WriteAsync("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"u8.ToArray(), serve.Token);
+                while (await stream.ReadAsync(buffer, serve.Token) > 0)
+                {
+                    // let the client close first, so it reads the answer rather than a reset
+                }
             }
         });
 
