@@ -815,46 +815,31 @@ internal sealed class PickleWriter
         }
     }
 
-    private void WriteNonGenericList(IEnumerable items)
-    {
-        Enter();
-        _out.WriteByte(PickleOpcodes.EmptyList);
-        var i = 0;
-        try
-        {
-            foreach (var item in items)
-            {
-                if (i % BatchSize == 0)
-                {
-                    if (i > 0)
-                    {
-                        _out.WriteByte(PickleOpcodes.Appends);
-                    }
-
-                    _out.WriteByte(PickleOpcodes.Mark);
-                }
-
-                WriteValue(item);
-                i++;
-            }
-        }
-        catch (PicklePathException ex) when (ex.Prepend(PathSegment.Element(i)))
-        {
-            throw; // not reached: the filter adds the path and declines, so no frame rethrows (deep nesting stays cheap)
-        }
-
-        if (i > 0)
-        {
-            _out.WriteByte(PickleOpcodes.Appends);
-        }
-
-        _depth--;
-    }
+    // Non-generic collections are rare (ArrayList, Hashtable): adapted to the generic writers.
+    private void WriteNonGenericList(IEnumerable items) => WriteList(items.Cast<object?>());
 
     private void WriteDict<TKey, TValue>(IEnumerable<KeyValuePair<TKey, TValue>> dict)
     {
         Enter();
         _out.WriteByte(PickleOpcodes.EmptyDict);
+        WriteDictItems(dict);
+        _depth--;
+    }
+
+    private void WriteNonGenericDict(IDictionary dict) => WriteDict(Entries(dict));
+
+    private static IEnumerable<KeyValuePair<object, object?>> Entries(IDictionary dict)
+    {
+        var enumerator = dict.GetEnumerator();
+        while (enumerator.MoveNext())
+        {
+            yield return new KeyValuePair<object, object?>(enumerator.Key, enumerator.Value);
+        }
+    }
+
+    /// <summary>MARK, up to 1000 key/value pairs, SETITEMS, repeated; nothing for no items.</summary>
+    private void WriteDictItems<TKey, TValue>(IEnumerable<KeyValuePair<TKey, TValue>> dict)
+    {
         var i = 0;
         var inKey = false;
         TKey? key = default;
@@ -877,54 +862,6 @@ internal sealed class PickleWriter
                 Write(entry.Key);
                 inKey = false;
                 Write(entry.Value);
-                i++;
-            }
-        }
-        catch (PicklePathException ex) when (ex.Prepend(inKey ? PathSegment.KeyAt(i) : PathSegment.Value(key)))
-        {
-            throw; // not reached: the filter adds the path and declines, so no frame rethrows (deep nesting stays cheap)
-        }
-
-        if (i > 0)
-        {
-            _out.WriteByte(PickleOpcodes.SetItems);
-        }
-
-        _depth--;
-    }
-
-    private void WriteNonGenericDict(IDictionary dict)
-    {
-        Enter();
-        _out.WriteByte(PickleOpcodes.EmptyDict);
-        WriteDictItems(dict);
-        _depth--;
-    }
-
-    private void WriteDictItems(IDictionary dict)
-    {
-        var i = 0;
-        var inKey = false;
-        object? key = null;
-        try
-        {
-            foreach (DictionaryEntry entry in dict)
-            {
-                if (i % BatchSize == 0)
-                {
-                    if (i > 0)
-                    {
-                        _out.WriteByte(PickleOpcodes.SetItems);
-                    }
-
-                    _out.WriteByte(PickleOpcodes.Mark);
-                }
-
-                key = entry.Key;
-                inKey = true;
-                WriteValue(entry.Key);
-                inKey = false;
-                WriteValue(entry.Value);
                 i++;
             }
         }
