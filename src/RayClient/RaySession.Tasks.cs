@@ -76,7 +76,7 @@ public sealed partial class RaySession
         CollectRefs(args, ref refs, 0);
         CollectRefs(kwargs, ref refs, 0);
         var envUpload = options.RuntimeEnv is { } taskEnv && HasLocalPackages(taskEnv) ? UploadTaskEnvAsync(taskEnv) : null;
-        Submit(
+        Submit(new Submission(
             payload,
             refs,
             envUpload,
@@ -105,7 +105,7 @@ public sealed partial class RaySession
                 return new PendingRequest(new DataRequest { Task = task }, data);
             },
             idSources,
-            context);
+            context));
         return [.. idSources.Select(s => s.Task)];
     }
 
@@ -138,93 +138,89 @@ public sealed partial class RaySession
     }
 
     /// <summary>
-    /// Sends a submission in call order. When the function's payload id and the ids of referenced
-    /// objects are known, it is pickled and queued at once (the pipelined fast path); otherwise it
-    /// and every later submission wait, so the server still sees calls in the order they were made.
+    /// One submission: what it waits for (the payload id, referenced objects' ids, a task env
+    /// upload), how to build its request once they are known, and the ids its ticket resolves.
     /// </summary>
-    private void Submit(
-        System.Threading.Tasks.Task<RayId> payload,
-        List<ObjectRef>? refs,
-        System.Threading.Tasks.Task? prerequisite,
-        Func<RayId, PendingRequest> build,
-        TaskCompletionSource<RayId>[] returnIds,
-        string context)
+    private sealed record Submission(
+        System.Threading.Tasks.Task<RayId> Payload,
+        List<ObjectRef>? Refs,
+        System.Threading.Tasks.Task? Prerequisite,
+        Func<RayId, PendingRequest> Build,
+        TaskCompletionSource<RayId>[] ReturnIds,
+        string Context)
+    {
+        public IEnumerable<System.Threading.Tasks.Task> Waits()
+        {
+            yield return Payload;
+            if (Prerequisite is not null)
+            {
+                yield return Prerequisite;
+            }
+
+            foreach (var reference in Refs ?? [])
+            {
+                yield return reference.IdTask;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends a submission in call order. When everything it waits for is known, it is pickled and
+    /// queued at once (the pipelined fast path); otherwise it and every later submission wait, so
+    /// the server still sees calls in the order they were made.
+    /// </summary>
+    private void Submit(Submission submission)
     {
         lock (_submitLock)
         {
-            if (_submitTail.IsCompleted && payload.IsCompleted && (prerequisite?.IsCompleted ?? true) && (refs is null || refs.TrueForAll(r => r.IdTask.IsCompleted)))
+            if (_submitTail.IsCompleted && submission.Waits().All(t => t.IsCompleted))
             {
-                SendSubmission(payload, refs, prerequisite, build, returnIds, context);
+                SendSubmission(submission);
                 return;
             }
 
-            var previous = _submitTail;
-            _submitTail = SubmitLaterAsync(previous, payload, refs, prerequisite, build, returnIds, context);
+            _submitTail = SubmitLaterAsync(_submitTail, submission);
         }
     }
 
-    private async System.Threading.Tasks.Task SubmitLaterAsync(
-        System.Threading.Tasks.Task previous,
-        System.Threading.Tasks.Task<RayId> payload,
-        List<ObjectRef>? refs,
-        System.Threading.Tasks.Task? prerequisite,
-        Func<RayId, PendingRequest> build,
-        TaskCompletionSource<RayId>[] returnIds,
-        string context)
+    private async System.Threading.Tasks.Task SubmitLaterAsync(System.Threading.Tasks.Task previous, Submission submission)
     {
-        if (prerequisite is not null)
-        {
-            await prerequisite.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        }
-
         await previous.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        await ((System.Threading.Tasks.Task)payload).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        if (refs is not null)
+        foreach (var wait in submission.Waits())
         {
-            foreach (var reference in refs)
-            {
-                await ((System.Threading.Tasks.Task)reference.IdTask).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            }
+            await wait.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
 
         lock (_submitLock)
         {
-            SendSubmission(payload, refs, prerequisite, build, returnIds, context);
+            SendSubmission(submission);
         }
     }
 
-    private void SendSubmission(
-        System.Threading.Tasks.Task<RayId> payload,
-        List<ObjectRef>? refs,
-        System.Threading.Tasks.Task? prerequisite,
-        Func<RayId, PendingRequest> build,
-        TaskCompletionSource<RayId>[] returnIds,
-        string context)
+    private void SendSubmission(Submission submission)
     {
         try
         {
-            System.Threading.Tasks.Task? failed = !payload.IsCompletedSuccessfully ? payload
-                : prerequisite is { IsCompletedSuccessfully: false } ? prerequisite
-                : refs?.Find(r => !r.IdTask.IsCompletedSuccessfully)?.IdTask;
+            var failed = submission.Waits().FirstOrDefault(t => !t.IsCompletedSuccessfully);
             if (failed is not null)
             {
                 var error = failed.Exception?.InnerException ?? new TaskCanceledException(failed);
-                FailAll(returnIds, error is RayException ? error : new RayException($"{context}: an argument could not be made: {error.Message}", error));
+                FailAll(submission.ReturnIds, error is RayException ? error : new RayException($"{submission.Context}: an argument could not be made: {error.Message}", error));
                 return;
             }
 
-            foreach (var reference in refs ?? [])
+            foreach (var reference in submission.Refs ?? [])
             {
                 CheckOwnRef(reference);
             }
 
-            var pending = build(payload.Result);
-            pending.OnCompleted = (response, error) => OnTicket(response, error, returnIds, context);
+            var pending = submission.Build(submission.Payload.Result);
+            pending.OnCompleted = (response, error) => OnTicket(response, error, submission.ReturnIds, submission.Context);
             _data.Enqueue(pending);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            FailAll(returnIds, ex);
+            FailAll(submission.ReturnIds, ex);
         }
     }
 

@@ -112,7 +112,10 @@ internal sealed partial class LocalScheduler
 
     public void Submit(TaskSpec task)
     {
-        _byReturn[task.Returns[0].Id] = task;
+        if (task.Returns.Length > 0)
+        {
+            _byReturn[task.Returns[0].Id] = task; // ray.cancel names a task by its (first) result
+        }
         if (task.Dependencies.Count == 0 || task.Dependencies.All(d => d.IsReady))
         {
             OnDependenciesReady(task);
@@ -513,7 +516,10 @@ internal sealed partial class LocalScheduler
 
     private void Finish(TaskSpec task)
     {
-        _byReturn.TryRemove(new KeyValuePair<RayClient.Session.RayId, TaskSpec>(task.Returns.Length > 0 ? task.Returns[0].Id : default, task));
+        if (task.Returns.Length > 0)
+        {
+            _byReturn.TryRemove(new KeyValuePair<RayClient.Session.RayId, TaskSpec>(task.Returns[0].Id, task));
+        }
         Interlocked.Increment(ref _completed);
         foreach (var held in task.Held)
         {

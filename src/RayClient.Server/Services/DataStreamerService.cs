@@ -362,11 +362,8 @@ internal sealed partial class DataStreamerService
         session.Hold(entry);
         var contained = RefScanner.FindHeld(session, payload.Data, out _);
         entry.TrySet(payload.Data, isError: false, payload.Pooled, contained);
-        Interlocked.Increment(ref _puts);
         return new DataResponse { ReqId = request.ReqId, Put = new PutResponse { Id = UnsafeByteOperations.UnsafeWrap(entry.Id.Bytes), Valid = true } };
     }
-
-    private long _puts;
 
     private DataResponse ExecuteTask(ClientSession session, DataRequest request, (ReadOnlyMemory<byte> Data, byte[]? Pooled) payload, out TaskSpec? accepted)
     {
