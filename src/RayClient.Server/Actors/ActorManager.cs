@@ -103,6 +103,38 @@ internal sealed class ActorRecord
     public void SetReady(bool alive) => Volatile.Read(ref _ready).TrySetResult(alive);
 
     public void ResetReady() => Volatile.Write(ref _ready, new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously));
+
+    private readonly Lock _exitGate = new();
+
+    /// <summary>
+    /// Decides, once per worker, what its exit means: a restart (Ready becomes pending until the
+    /// new instance is up) or the end (Ready becomes false). Both the supervisor and a call that
+    /// finds the worker dead call it; whoever comes first decides.
+    /// </summary>
+    public void HandleWorkerExit(WorkerProcess worker, Func<string, byte[]> died)
+    {
+        lock (_exitGate)
+        {
+            if (Worker != worker)
+            {
+                return;
+            }
+
+            Worker = null;
+            if (NoRestart || (MaxRestarts >= 0 && Restarts >= MaxRestarts))
+            {
+                DeathError ??= died(NoRestart ? "the actor was killed" : $"its worker process died and max_restarts={MaxRestarts} restarts are used up");
+                State = ActorState.Dead;
+                ResetReady();
+                SetReady(false);
+                return;
+            }
+
+            Restarts++;
+            State = ActorState.Restarting;
+            ResetReady();
+        }
+    }
 }
 
 /// <summary>Creates, names, runs, restarts and kills actors for the embedded server.</summary>
@@ -236,17 +268,14 @@ internal sealed partial class ActorManager
                 break;
             }
 
-            await actor.Worker!.Exited.ConfigureAwait(false);
-            actor.Worker = null;
-            if (actor.NoRestart || (actor.MaxRestarts >= 0 && actor.Restarts >= actor.MaxRestarts))
+            var worker = actor.Worker!;
+            await worker.Exited.ConfigureAwait(false);
+            actor.HandleWorkerExit(worker, why => ActorDied(actor, why));
+            if (actor.State != ActorState.Restarting)
             {
-                actor.DeathError ??= ActorDied(actor, actor.NoRestart ? "the actor was killed" : $"its worker process died and max_restarts={actor.MaxRestarts} restarts are used up");
                 break;
             }
 
-            actor.Restarts++;
-            actor.State = ActorState.Restarting;
-            actor.ResetReady();
             LogRestart(_state.Logger, actor.ClassName, actor.Restarts);
         }
 
@@ -343,7 +372,26 @@ internal sealed partial class ActorManager
                 continue;
             }
 
-            if (!await actor.Ready.ConfigureAwait(false) || actor.Worker is not { IsAlive: true } worker)
+            // Wait for a live instance: a worker that died since is handled here if the supervisor
+            // has not noticed yet, so a call queued behind a crash waits for the restart.
+            WorkerProcess? worker = null;
+            while (await actor.Ready.ConfigureAwait(false))
+            {
+                var current = actor.Worker;
+                if (current is { IsAlive: true })
+                {
+                    worker = current;
+                    break;
+                }
+
+                if (current is not null)
+                {
+                    await current.Exited.ConfigureAwait(false);
+                    actor.HandleWorkerExit(current, why => ActorDied(actor, why));
+                }
+            }
+
+            if (worker is null)
             {
                 Fail(call, actor.DeathError ?? ActorDied(actor, "the actor died"));
                 continue;
