@@ -373,10 +373,42 @@ internal sealed class ChunkCollector
     }
 }
 
-/// <summary>One Datapath stream of a client: how to stop it, and when it has finished.</summary>
-internal sealed class StreamHandle(Action abort)
+/// <summary>
+/// One Datapath stream of a client: how to stop it, and when it has finished. Aborting a stream
+/// whose handler has already returned is a no-op: Kestrel recycles a finished stream's
+/// HttpContext, so touching it then would throw or, worse, abort an unrelated stream.
+/// </summary>
+internal sealed class StreamHandle(CancellationTokenSource streamCts, Microsoft.AspNetCore.Http.HttpContext httpContext)
 {
-    public Action Abort { get; } = abort;
+    private readonly Lock _lock = new();
+    private bool _ended;
 
     public TaskCompletionSource Finished { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Resets the stream (a real RST_STREAM for the client, not a clean end) and stops its handler.</summary>
+    public void Abort()
+    {
+        lock (_lock)
+        {
+            if (_ended)
+            {
+                return;
+            }
+
+            // The HTTP/2 reset first: cancelling may run the handler's continuations inline.
+            httpContext.Abort();
+            streamCts.Cancel();
+        }
+    }
+
+    /// <summary>Called by the handler as its very last step; later aborts do nothing.</summary>
+    public void End()
+    {
+        lock (_lock)
+        {
+            _ended = true;
+        }
+
+        Finished.TrySetResult();
+    }
 }

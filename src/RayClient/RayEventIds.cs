@@ -39,6 +39,9 @@ public static class RayEventIds
     /// <summary>Closing the Datapath failed.</summary>
     public const int CloseFailed = 1104;
 
+    /// <summary>An attempt to reach the server during an outage failed; another follows.</summary>
+    public const int ReconnectAttemptFailed = 1105;
+
     /// <summary>The log stream broke and is being reopened.</summary>
     public const int LogStreamBroken = 1200;
 

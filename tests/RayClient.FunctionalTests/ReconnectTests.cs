@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using RayClient.FunctionalTests.Infrastructure;
 using RayClient.Server;
 using RayClient.Server.Testing;
+using Xunit.Abstractions;
 
 namespace RayClient.FunctionalTests;
 
@@ -9,9 +10,10 @@ namespace RayClient.FunctionalTests;
 /// Reconnect behaviour with real faults: a TCP proxy between client and server cuts, black-holes
 /// and refuses connections (spec §4; Ray's test_client_reconnect.py).
 /// </summary>
-public sealed class ReconnectTests : IAsyncLifetime
+public sealed class ReconnectTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private static readonly PyFunction<long> Add = PyFunction.Of<long>("tasks", "add");
+    private readonly LogRecorder _log = new();
     private LocalRayServer _server = null!;
     private FaultProxy _proxy = null!;
     private string _workingDir = null!;
@@ -21,7 +23,7 @@ public sealed class ReconnectTests : IAsyncLifetime
         _workingDir = Path.Combine(Path.GetTempPath(), "rayclient-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(_workingDir);
         await File.WriteAllTextAsync(Path.Combine(_workingDir, "tasks.py"), ServerFixture.TasksModule);
-        _server = await LocalRayServer.StartAsync(new LocalRayServerOptions { NumCpus = 2 });
+        _server = await LocalRayServer.StartAsync(new LocalRayServerOptions { NumCpus = 2, LoggerFactory = _log.Factory });
         _proxy = new FaultProxy(_server.Port);
     }
 
@@ -30,6 +32,8 @@ public sealed class ReconnectTests : IAsyncLifetime
         await _proxy.DisposeAsync();
         await _server.DisposeAsync();
         Directory.Delete(_workingDir, recursive: true);
+        output.WriteLine(_log.Dump()); // shown by the test runner when the test failed
+        _log.Factory.Dispose();
     }
 
     private Task<RaySession> ConnectAsync(Action<RaySessionOptions>? configure = null)
@@ -40,6 +44,7 @@ public sealed class ReconnectTests : IAsyncLifetime
             RuntimeEnv = new RuntimeEnv { WorkingDir = _workingDir },
             KeepAlivePingDelay = TimeSpan.FromSeconds(1),
             KeepAlivePingTimeout = TimeSpan.FromSeconds(1),
+            LoggerFactory = _log.Factory,
         };
         configure?.Invoke(options);
         return RaySession.ConnectAsync(options);

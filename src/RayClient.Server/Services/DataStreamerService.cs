@@ -65,38 +65,62 @@ internal sealed partial class DataStreamerService
         session.PendingCleanup = null;
         var generation = Interlocked.Increment(ref session.StreamGeneration);
         using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
-        var httpContext = context.GetHttpContext();
-        Action abort = () =>
+        var handle = new StreamHandle(streamCts, context.GetHttpContext());
+        var graceful = false;
+        LogStreamOpened(_logger, clientId, generation, reconnecting);
+        try
         {
-            try
-            {
-                streamCts.Cancel();
-            }
-            catch (ObjectDisposedException)
-            {
-            }
+            graceful = await ServeStreamAsync(session, handle, requestStream, responseStream, streamCts, context.CancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            LogStreamFailed(_logger, clientId, generation, ex);
+            throw;
+        }
+        finally
+        {
+            LogStreamEnded(_logger, clientId, generation, graceful);
+            // Whatever happened above, this stream no longer blocks the client's next one.
+            Interlocked.CompareExchange(ref session.ActiveStream, null, handle);
+            handle.End();
+        }
 
-            httpContext.Abort(); // a real RST_STREAM for the client, not a clean end
-        };
+        if (generation == Volatile.Read(ref session.StreamGeneration))
+        {
+            ScheduleCleanup(session, graceful || session.GraceSeconds <= 0);
+        }
+    }
 
+    /// <summary>
+    /// Serves one Datapath stream of <paramref name="session"/> until it ends; true when the client
+    /// said goodbye (ConnectionCleanup).
+    /// </summary>
+    private async Task<bool> ServeStreamAsync(
+        ClientSession session,
+        StreamHandle handle,
+        IAsyncStreamReader<DataRequest> requestStream,
+        IServerStreamWriter<DataResponse> responseStream,
+        CancellationTokenSource streamCts,
+        CancellationToken callCancelled)
+    {
         // The newest stream of a client wins: a reconnecting client may arrive while the server
         // still thinks the old connection is alive (a black hole). Stop the old handler and let it
         // finish, so chunk collectors and the cache see one stream at a time.
-        var handle = new StreamHandle(abort);
         var previous = Interlocked.Exchange(ref session.ActiveStream, handle);
         if (previous is not null)
         {
             previous.Abort();
             try
             {
-                await previous.Finished.Task.WaitAsync(TimeSpan.FromSeconds(10), context.CancellationToken).ConfigureAwait(false);
+                await previous.Finished.Task.WaitAsync(TimeSpan.FromSeconds(10), callCancelled).ConfigureAwait(false);
             }
             catch (TimeoutException)
             {
-                LogOldStreamStuck(_logger, clientId);
+                LogOldStreamStuck(_logger, session.ClientId);
             }
         }
 
+        Action abort = handle.Abort;
         _faults.RegisterStream(abort);
         var outbound = Channel.CreateUnbounded<DataResponse>();
         var writer = WriteLoopAsync(outbound.Reader, responseStream, streamCts.Token);
@@ -119,15 +143,15 @@ internal sealed partial class DataStreamerService
         catch (DatapathProtocolException ex)
         {
             // Protocol violations Ray answers by failing the stream (unrecoverable for the client).
-            LogProtocolError(_logger, clientId, ex.Message);
+            LogProtocolError(_logger, session.ClientId, ex.Message);
             outbound.Writer.TryComplete();
             await streamCts.CancelAsync().ConfigureAwait(false);
             _state.CloseSession(session);
             throw new RpcException(new Status(StatusCode.FailedPrecondition, ex.Message));
         }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException || (ex is RpcException && context.CancellationToken.IsCancellationRequested))
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException || (ex is RpcException && callCancelled.IsCancellationRequested))
         {
-            // The connection broke; the session waits for a reconnect below.
+            // The connection broke; the session waits for a reconnect.
         }
         finally
         {
@@ -142,16 +166,8 @@ internal sealed partial class DataStreamerService
         catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException)
         {
         }
-        finally
-        {
-            Interlocked.CompareExchange(ref session.ActiveStream, null, handle);
-            handle.Finished.TrySetResult();
-        }
 
-        if (generation == Volatile.Read(ref session.StreamGeneration))
-        {
-            ScheduleCleanup(session, graceful || session.GraceSeconds <= 0);
-        }
+        return graceful;
     }
 
     /// <summary>
@@ -615,6 +631,18 @@ internal sealed partial class DataStreamerService
             };
         }
     }
+
+    [LoggerMessage(EventId = 2104, EventName = "StreamOpened", Level = LogLevel.Debug,
+        Message = "Datapath stream {Generation} of client {ClientId} opened (reconnecting: {Reconnecting}).")]
+    private static partial void LogStreamOpened(ILogger logger, string clientId, int generation, bool reconnecting);
+
+    [LoggerMessage(EventId = 2105, EventName = "StreamEnded", Level = LogLevel.Debug,
+        Message = "Datapath stream {Generation} of client {ClientId} ended (graceful: {Graceful}).")]
+    private static partial void LogStreamEnded(ILogger logger, string clientId, int generation, bool graceful);
+
+    [LoggerMessage(EventId = 2106, EventName = "StreamFailed", Level = LogLevel.Debug,
+        Message = "Datapath stream {Generation} of client {ClientId} failed.")]
+    private static partial void LogStreamFailed(ILogger logger, string clientId, int generation, Exception exception);
 
     [LoggerMessage(EventId = 2100, EventName = "BadReconnectingMetadata", Level = LogLevel.Error,
         Message = "The 'reconnecting' metadata is '{Value}', not True/False; treating it as False.")]

@@ -221,6 +221,11 @@ internal sealed partial class DataChannel : IAsyncDisposable
                 UseJitter = true,
                 Delay = TimeSpan.FromMilliseconds(50),
                 MaxDelay = TimeSpan.FromSeconds(1),
+                OnRetry = args =>
+                {
+                    LogReconnectAttemptFailed(_logger, args.AttemptNumber + 1, args.Outcome.Exception?.Message);
+                    return default;
+                },
             })
             .Build();
         try
@@ -652,6 +657,10 @@ internal sealed partial class DataChannel : IAsyncDisposable
     [LoggerMessage(EventId = RayEventIds.DatapathBroken, EventName = nameof(RayEventIds.DatapathBroken), Level = LogLevel.Warning,
         Message = "The Datapath stream broke ({Reason}); resuming the session within the grace period.")]
     private static partial void LogStreamBroken(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = RayEventIds.ReconnectAttemptFailed, EventName = nameof(RayEventIds.ReconnectAttemptFailed), Level = LogLevel.Debug,
+        Message = "Reconnect attempt {Attempt} failed ({Reason}); retrying within the grace period.")]
+    private static partial void LogReconnectAttemptFailed(ILogger logger, int attempt, string? reason);
 
     [LoggerMessage(EventId = RayEventIds.DatapathResumed, EventName = nameof(RayEventIds.DatapathResumed), Level = LogLevel.Information,
         Message = "The session was resumed after {Outage}.")]

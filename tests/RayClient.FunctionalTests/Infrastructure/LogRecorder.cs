@@ -1,0 +1,57 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+
+namespace RayClient.FunctionalTests.Infrastructure;
+
+/// <summary>
+/// Keeps the most recent log lines of the client and the embedded server, so a test that fails
+/// (rarely, under CI's load) can print what both sides saw instead of only its assertion.
+/// </summary>
+internal sealed class LogRecorder : ILoggerProvider
+{
+    private const int Capacity = 400;
+    private readonly ConcurrentQueue<string> _lines = new();
+    private readonly DateTimeOffset _start = DateTimeOffset.UtcNow;
+
+    public LogRecorder()
+    {
+        Factory = LoggerFactory.Create(builder => builder
+            .SetMinimumLevel(LogLevel.Debug)
+            .AddFilter((category, level) => level >= (category?.StartsWith("RayClient", StringComparison.Ordinal) == true ? LogLevel.Debug : LogLevel.Warning))
+            .AddProvider(this));
+    }
+
+    public ILoggerFactory Factory { get; }
+
+    public ILogger CreateLogger(string categoryName) => new Recorder(this, categoryName[(categoryName.LastIndexOf('.') + 1)..]);
+
+    /// <summary>The recorded lines, oldest first.</summary>
+    public string Dump() => string.Join(Environment.NewLine, _lines);
+
+    public void Dispose()
+    {
+    }
+
+    private void Add(string line)
+    {
+        _lines.Enqueue(line);
+        while (_lines.Count > Capacity && _lines.TryDequeue(out _))
+        {
+        }
+    }
+
+    private sealed class Recorder(LogRecorder owner, string category) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Debug;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            var elapsed = DateTimeOffset.UtcNow - owner._start;
+            var line = $"{elapsed.TotalSeconds,8:0.000} {logLevel,-11} {category}[{eventId.Id}] {formatter(state, exception)}";
+            owner.Add(exception is null ? line : $"{line}{Environment.NewLine}    {exception.GetType().Name}: {exception.Message}");
+        }
+    }
+}
