@@ -278,6 +278,62 @@ internal sealed partial class ServerState : IAsyncDisposable
     }
 
     /// <summary>
+    /// Turns a function call into a task of <paramref name="session"/>'s job: checks that it can
+    /// ever be scheduled, resolves its runtime env (merged onto the parent task's or the job's, as
+    /// Ray merges them; resolved off the caller's thread), and creates its return objects, held
+    /// by the job. The caller submits it to the scheduler once it has told the submitter the ids.
+    /// </summary>
+    public TaskSpec PrepareTask(ClientSession session, string name, string functionKey, ReadOnlyMemory<byte> functionPickle, ReadOnlyMemory<byte> args, TaskOptionsReader options, TaskSpec? parent)
+    {
+        var demand = options.Resources(defaultCpus: 1);
+        if (Scheduler.CheckFeasible(demand) is { } infeasible)
+        {
+            throw new TicketException(ServerErrors.Pickle("builtins", "ValueError", $"Cannot schedule {name}: {infeasible}"));
+        }
+
+        var held = RefScanner.FindHeld(session, args, out var topLevel);
+        var baseEnv = parent?.RuntimeEnv ?? session.RuntimeEnv;
+        var runtimeEnv = baseEnv;
+        var environment = parent?.Environment ?? Task.FromResult(session.Environment);
+        if (options.RuntimeEnv is { Count: > 0 } taskEnv)
+        {
+            runtimeEnv = RuntimeEnvMerge.Merge(baseEnv, taskEnv);
+            environment = ResolveEnvironmentAsync(runtimeEnv, CancellationToken.None);
+        }
+
+        var returns = new StoredObject[options.NumReturns];
+        for (var i = 0; i < returns.Length; i++)
+        {
+            returns[i] = Store.Create();
+            session.Hold(returns[i]);
+            returns[i].AddReference(); // the task's own, dropped when it finishes
+        }
+
+        var spec = new TaskSpec
+        {
+            Client = session,
+            Name = string.IsNullOrEmpty(options.Name) ? name : options.Name,
+            FunctionKey = functionKey,
+            FunctionPickle = functionPickle,
+            Args = args,
+            Returns = returns,
+            Dependencies = topLevel,
+            Held = held,
+            Resources = demand,
+            MaxRetries = options.MaxRetries ?? 3,
+            Environment = environment,
+            RuntimeEnv = runtimeEnv,
+            Parent = parent,
+        };
+        if (parent is not null)
+        {
+            LocalScheduler.AddChild(parent, spec);
+        }
+
+        return spec;
+    }
+
+    /// <summary>
     /// User code in a worker calling back: <c>actor.method.remote()</c> submits a call for the
     /// worker's client (who then holds the results), <c>ray.get(ref)</c> waits for an object.
     /// </summary>
@@ -300,7 +356,50 @@ internal sealed partial class ServerState : IAsyncDisposable
                 }
 
                 entry.AddReference();
-                entry.OnReady(() => _ = worker.RespondAsync(seq, !entry.IsError, entry.Data).ContinueWith(_ => Store.Release(entry), TaskScheduler.Default));
+                var blocked = entry.IsReady ? null : worker.CurrentTask;
+                if (blocked is not null)
+                {
+                    Scheduler.LendResources(blocked); // a task waiting on its children must not starve them
+                }
+
+                entry.OnReady(() =>
+                {
+                    if (blocked is not null)
+                    {
+                        Scheduler.ReclaimResources(blocked);
+                    }
+
+                    _ = worker.RespondAsync(seq, !entry.IsError, entry.Data).ContinueWith(_ => Store.Release(entry), TaskScheduler.Default);
+                });
+                return;
+            }
+
+            if (kind == WorkerProcess.KindSubmitTask)
+            {
+                // f.remote() in a task: key, function pickle, pickled (args, kwargs), pickled options.
+                var spec = PrepareTask(
+                    session,
+                    System.Text.Encoding.UTF8.GetString(blobs[0]),
+                    "py:" + System.Text.Encoding.UTF8.GetString(blobs[0]),
+                    blobs[1],
+                    blobs[2],
+                    TaskOptionsReader.Read(Google.Protobuf.UnsafeByteOperations.UnsafeWrap(blobs[3])),
+                    parent: worker.CurrentTask);
+                var returnIds = new byte[28 * spec.Returns.Length];
+                for (var i = 0; i < spec.Returns.Length; i++)
+                {
+                    spec.Returns[i].Id.Bytes.CopyTo(returnIds, 28 * i);
+                }
+
+                try
+                {
+                    await worker.RespondAsync(seq, true, returnIds).ConfigureAwait(false);
+                }
+                finally
+                {
+                    Scheduler.Submit(spec); // accepted: runs (and releases what it holds) even if the parent died meanwhile
+                }
+
                 return;
             }
 

@@ -13,6 +13,7 @@
 # convention of Ray's server pickler (ray: python/ray/util/client/server/server_pickler.py).
 import collections
 import concurrent.futures
+import importlib
 import io
 import itertools
 import os
@@ -32,6 +33,7 @@ KIND_CALLBACK_RESULT = 30
 KIND_RESULT = 1
 KIND_SUBMIT_METHOD = 20
 KIND_GET = 21
+KIND_SUBMIT_TASK = 22
 
 STATUS_OK = 0
 STATUS_TASK_ERROR = 1
@@ -141,6 +143,80 @@ def _install_ray_stubs():
     ray.actor = types.SimpleNamespace(ActorHandle=ActorHandle)
     ray.ActorHandle = ActorHandle
 
+    class RemoteFunction:
+        """What `@ray.remote` makes of a function: `.remote()` submits it as a child task of the
+        running task (so ray.cancel(recursive=True) reaches it); the client may also name the
+        decorated function by module and name, and the worker then runs the plain function."""
+
+        def __init__(self, function, options):
+            self._function = function
+            self._options = dict(options)
+            self.__wrapped__ = function
+            self.__name__ = getattr(function, "__name__", "remote_function")
+            self.__qualname__ = getattr(function, "__qualname__", self.__name__)
+            self.__module__ = getattr(function, "__module__", None)
+            self.__doc__ = getattr(function, "__doc__", None)
+
+        def options(self, **options):
+            merged = dict(self._options)
+            merged.update(options)
+            return RemoteFunction(self._function, merged)
+
+        def remote(self, *args, **kwargs):
+            return _WORKER.submit_task(self, args, kwargs)
+
+        def __call__(self, *args, **kwargs):
+            raise TypeError("Remote functions cannot be called directly. Instead of running "
+                            "'%s()', try '%s.remote()'." % (self.__name__, self.__name__))
+
+        def __reduce__(self):
+            # By module and name, as cloudpickle sends importable functions; the worker that
+            # loads it finds this same RemoteFunction and unwraps it.
+            return (_import_remote, (self.__module__, self.__qualname__))
+
+    RemoteFunction.__module__ = "ray.remote_function"
+    remote_function = types.ModuleType("ray.remote_function")
+    remote_function.RemoteFunction = RemoteFunction
+
+    def _import_remote(module, qualname):
+        target = importlib.import_module(module)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+        return target
+
+    _import_remote.__module__ = "ray.remote_function"
+    _import_remote.__qualname__ = "_import_remote"
+    remote_function._import_remote = _import_remote
+
+    class _ActorClassStub:
+        def __init__(self, cls):
+            self._cls = cls
+            self.__wrapped__ = cls
+
+        def remote(self, *args, **kwargs):
+            raise NotImplementedError(
+                "The RayClient embedded server does not create actors from inside tasks; "
+                "create the actor from the client and pass its handle in.")
+
+        def options(self, **_options):
+            return self
+
+    remote_function.ActorClassStub = _ActorClassStub
+
+    def remote(*args, **options):
+        if len(args) == 1 and not options and callable(args[0]):
+            target = args[0]
+            return _ActorClassStub(target) if isinstance(target, type) else RemoteFunction(target, {})
+        if args:
+            raise TypeError("ray.remote takes a function or class, or keyword options only.")
+        return lambda target: (_ActorClassStub(target) if isinstance(target, type)
+                               else RemoteFunction(target, options))
+
+    def cancel(ref, *, force=False, recursive=True):
+        raise NotImplementedError(
+            "ray.cancel from inside a task is not supported by the RayClient embedded server; "
+            "cancel from the client.")
+
     def get(refs, timeout=None):
         if isinstance(refs, (list, tuple)):
             return [get(r) for r in refs]
@@ -149,13 +225,17 @@ def _install_ray_stubs():
         return _WORKER.get(refs)
 
     ray.get = get
+    ray.remote = remote
+    ray.cancel = cancel
+    ray.remote_function = remote_function
     ray.util = util
     ray.exceptions = exceptions
     util.client = client
     client.client_pickler = client_pickler
     for name, module in (("ray", ray), ("ray.util", util), ("ray.util.client", client),
                          ("ray.util.client.client_pickler", client_pickler),
-                         ("ray.exceptions", exceptions)):
+                         ("ray.exceptions", exceptions),
+                         ("ray.remote_function", remote_function)):
         sys.modules.setdefault(name, module)
     return sys.modules["ray"]
 
@@ -311,6 +391,25 @@ class Worker:
         refs = [ray.ObjectRef(ids[i:i + 28]) for i in range(0, len(ids), 28)]
         return refs[0] if num_returns == 1 else refs
 
+    def submit_task(self, remote_function, args, kwargs):
+        """A task submitting a task: the server runs it as a child of the running task, for the
+        same job, with the options given to @ray.remote / .options()."""
+        client_id = getattr(self._tls, "client_id", "")
+        options = remote_function._options
+        num_returns = int(options.get("num_returns", 1))
+        contained = []
+        payload = _dumps((list(args), dict(kwargs)), client_id, contained)
+        function = pickle.dumps(remote_function, protocol=5)
+        key = ("%s.%s" % (remote_function.__module__, remote_function.__qualname__)).encode()
+        blobs = self._callback(KIND_SUBMIT_TASK, [key, function, payload,
+                                                  pickle.dumps(options, protocol=5)])
+        status = bytes(blobs[0])[0]
+        if status != STATUS_OK:
+            raise pickle.loads(bytes(blobs[1]))
+        ids = bytes(blobs[1])
+        refs = [ray.ObjectRef(ids[i:i + 28]) for i in range(0, len(ids), 28)]
+        return refs[0] if num_returns == 1 else refs
+
     def get(self, ref):
         blobs = self._callback(KIND_GET, [ref.binary()])
         status = bytes(blobs[0])[0]
@@ -324,6 +423,8 @@ class Worker:
         fn = self._functions.get(key)
         if fn is None:
             fn = _loads(pickled)
+            if isinstance(fn, ray.remote_function.RemoteFunction):
+                fn = fn._function  # a @ray.remote function named by module and name
             if not callable(fn):
                 raise TypeError("%r is not callable: a remote function must be a Python "
                                 "function" % (fn,))
@@ -361,6 +462,8 @@ class Worker:
                 fn = getattr(self._actor, bytes(blobs[0]).decode())
             elif kind == KIND_CREATE_ACTOR:
                 fn = _loads(blobs[1])
+                if isinstance(fn, ray.remote_function.ActorClassStub):
+                    fn = fn._cls  # a @ray.remote class named by module and name
                 if not isinstance(fn, type):
                     raise TypeError("%r is not a class: an actor must be a Python class" % (fn,))
             else:

@@ -38,6 +38,9 @@ internal sealed class TaskSpec
     /// <summary>The worker environment, possibly still being prepared (unpacking, pip install).</summary>
     public required Task<WorkerEnvironment> Environment { get; init; }
 
+    /// <summary>The runtime env the task runs in (the job's merged with the task's), inherited by its children.</summary>
+    public IReadOnlyDictionary<string, object?>? RuntimeEnv { get; init; }
+
     public int Attempts { get; set; }
 
     /// <summary>Set by ray.cancel: the task must not run (again) and its results are TaskCancelledError.</summary>
@@ -45,6 +48,19 @@ internal sealed class TaskSpec
 
     /// <summary>The worker running the task now, if any.</summary>
     public WorkerProcess? RunningOn { get; set; }
+
+    /// <summary>The task whose Python code submitted this one (<c>f.remote()</c> inside a task), if any.</summary>
+    public TaskSpec? Parent { get; init; }
+
+    /// <summary>Tasks this one submitted; a recursive cancel reaches them (guarded by the list itself).</summary>
+    public List<TaskSpec> Children { get; } = [];
+
+    /// <summary>
+    /// True while the task's worker waits in <c>ray.get</c> and has lent its resources back to the
+    /// scheduler, as a blocked Ray worker does (so children can run; no deadlock on a full node).
+    /// Guarded by the scheduler's lock.
+    /// </summary>
+    public bool ResourcesLent { get; set; }
 }
 
 /// <summary>
@@ -308,6 +324,7 @@ internal sealed partial class LocalScheduler
 
         worker.CurrentClientId = task.Client.ClientId;
         worker.CurrentTaskName = task.Name;
+        worker.CurrentTask = task;
         task.RunningOn = worker;
         if (task.Cancelled)
         {
@@ -403,14 +420,22 @@ internal sealed partial class LocalScheduler
         {
             if (worker is not null)
             {
+                worker.CurrentTask = null;
                 _pool.Return(worker);
             }
 
             lock (_lock)
             {
-                foreach (var (name, amount) in task.Resources)
+                if (task.ResourcesLent)
                 {
-                    _available[name] += amount;
+                    task.ResourcesLent = false; // already given back while it waited in ray.get
+                }
+                else
+                {
+                    foreach (var (name, amount) in task.Resources)
+                    {
+                        _available[name] += amount;
+                    }
                 }
             }
         }
@@ -480,11 +505,39 @@ internal sealed partial class LocalScheduler
     /// ray.cancel: a queued task never runs; a running one is interrupted (force: its worker is
     /// killed). Either way its results become TaskCancelledError and it is not retried.
     /// </summary>
-    public void Cancel(StoredObject output, bool force)
+    /// <summary>
+    /// Ray's <c>ray.cancel(ref, force, recursive)</c>: a queued task never runs; a running one is
+    /// interrupted (SIGINT, <c>TaskCancelledError</c>) or, with <paramref name="force"/>, its worker
+    /// is killed. With <paramref name="recursive"/>, every task it submitted is cancelled the same way.
+    /// </summary>
+    public void Cancel(StoredObject output, bool force, bool recursive)
     {
-        if (!_byReturn.TryGetValue(output.Id, out var task) || output.IsReady)
+        if (_byReturn.TryGetValue(output.Id, out var task) && !output.IsReady)
         {
-            return;
+            Cancel(task, force, recursive);
+        }
+    }
+
+    private void Cancel(TaskSpec task, bool force, bool recursive)
+    {
+        if (recursive)
+        {
+            // Children first: an interrupted parent must not see them finish normally.
+            TaskSpec[] children;
+            lock (task.Children)
+            {
+                children = [.. task.Children];
+            }
+
+            foreach (var child in children)
+            {
+                Cancel(child, force, recursive: true);
+            }
+        }
+
+        if (task.Returns.Length > 0 && task.Returns[0].IsReady)
+        {
+            return; // finished already
         }
 
         task.Cancelled = true;
@@ -503,6 +556,56 @@ internal sealed partial class LocalScheduler
         }
 
         SetCancelled(task); // queued or waiting for arguments: dropped when it comes up
+    }
+
+    /// <summary>Registers a task submitted by the Python code of <paramref name="parent"/>.</summary>
+    public static void AddChild(TaskSpec parent, TaskSpec child)
+    {
+        lock (parent.Children)
+        {
+            parent.Children.Add(child);
+        }
+    }
+
+    /// <summary>The task's worker blocks in <c>ray.get</c>: its resources serve other tasks meanwhile.</summary>
+    public void LendResources(TaskSpec task)
+    {
+        lock (_lock)
+        {
+            if (task.ResourcesLent || task.RunningOn is null)
+            {
+                return;
+            }
+
+            task.ResourcesLent = true;
+            foreach (var (name, amount) in task.Resources)
+            {
+                _available[name] += amount;
+            }
+        }
+
+        SchedulePump();
+    }
+
+    /// <summary>
+    /// The task's <c>ray.get</c> returned: it takes its resources back at once, even if that
+    /// oversubscribes the node for a moment, as Ray's unblocked workers do.
+    /// </summary>
+    public void ReclaimResources(TaskSpec task)
+    {
+        lock (_lock)
+        {
+            if (!task.ResourcesLent)
+            {
+                return;
+            }
+
+            task.ResourcesLent = false;
+            foreach (var (name, amount) in task.Resources)
+            {
+                _available[name] -= amount;
+            }
+        }
     }
 
     private static void SetCancelled(TaskSpec task)

@@ -414,48 +414,14 @@ internal sealed partial class DataStreamerService
             throw new TicketException(ServerErrors.ValueError($"The function payload {Convert.ToHexStringLower(task.PayloadId.Span)} is not an object of client {session.ClientId}."));
         }
 
-        var options = TaskOptionsReader.Read(task.Options?.PickledOptions);
-        var numReturns = options.NumReturns;
-        var demand = options.Resources(defaultCpus: 1);
-        if (_state.Scheduler.CheckFeasible(demand) is { } infeasible)
-        {
-            throw new TicketException(ServerErrors.Pickle("builtins", "ValueError", $"Cannot schedule {task.Name}: {infeasible}"));
-        }
-
-        var held = RefScanner.FindHeld(session, args, out var topLevel);
-        // A task's own env may need unpacking or a pip install: resolved off the Datapath loop,
-        // before the task takes a worker.
-        var environment = Task.FromResult(session.Environment);
-        if (options.RuntimeEnv is { Count: > 0 } taskEnv)
-        {
-            var merged = RuntimeEnvMerge.Merge(session.RuntimeEnv, taskEnv);
-            environment = _state.ResolveEnvironmentAsync(merged, CancellationToken.None);
-        }
-
-        var returns = new StoredObject[numReturns];
+        var spec = _state.PrepareTask(session, task.Name, function.Id.Hex, function.Data, args, TaskOptionsReader.Read(task.Options?.PickledOptions), parent: null);
         var ticket = new ClientTaskTicket { Valid = true };
-        for (var i = 0; i < numReturns; i++)
+        foreach (var output in spec.Returns)
         {
-            returns[i] = _state.Store.Create();
-            session.Hold(returns[i]);
-            returns[i].AddReference(); // the task's own, dropped when it finishes
-            ticket.ReturnIds.Add(UnsafeByteOperations.UnsafeWrap(returns[i].Id.Bytes));
+            ticket.ReturnIds.Add(UnsafeByteOperations.UnsafeWrap(output.Id.Bytes));
         }
 
-        accepted = new TaskSpec
-        {
-            Client = session,
-            Name = string.IsNullOrEmpty(options.Name) ? task.Name : options.Name,
-            FunctionKey = function.Id.Hex,
-            FunctionPickle = function.Data,
-            Args = args,
-            Returns = returns,
-            Dependencies = topLevel,
-            Held = held,
-            Resources = demand,
-            MaxRetries = options.MaxRetries ?? 3,
-            Environment = environment,
-        };
+        accepted = spec;
         return ticket;
     }
 
@@ -476,7 +442,7 @@ internal sealed partial class DataStreamerService
             case TerminateRequest.TerminateTypeOneofCase.TaskObject:
                 if (session.TryGetObject(new RayId(terminate.TaskObject.Id.ToByteArray()), out var output))
                 {
-                    _state.Scheduler.Cancel(output, terminate.TaskObject.Force);
+                    _state.Scheduler.Cancel(output, terminate.TaskObject.Force, terminate.TaskObject.Recursive);
                 }
 
                 break;

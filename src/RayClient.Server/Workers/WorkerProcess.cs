@@ -74,6 +74,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
     private const byte KindShutdown = 9;
     internal const byte KindSubmitMethod = 20;
     internal const byte KindGet = 21;
+    internal const byte KindSubmitTask = 22;
     private const byte KindCallbackResult = 30;
 
     private readonly Process _process;
@@ -128,6 +129,9 @@ internal sealed class WorkerProcess : IAsyncDisposable
 
     /// <summary>The client of the most recent task, for attributing output that arrives late.</summary>
     public string? LastClientId { get; private set; }
+
+    /// <summary>The pooled task this worker runs now (null for actors and idle workers).</summary>
+    public Scheduling.TaskSpec? CurrentTask { get; set; }
 
     private string? _currentClientId;
 
@@ -329,7 +333,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
                     position += size;
                 }
 
-                if (kind is KindSubmitMethod or KindGet)
+                if (kind is KindSubmitMethod or KindGet or KindSubmitTask)
                 {
                     // User code in the worker calls back (ray.get, actor_handle.method.remote()).
                     var copies = blobs.Select(b => b.ToArray()).ToList();

@@ -121,6 +121,33 @@ public sealed class ServerFixture : IAsyncLifetime
         def print_and_return(text):
             print(text)
             return text
+
+        import ray
+
+        @ray.remote
+        def fib(n):
+            # Each call submits its children and blocks on them: needs blocked workers to lend their CPU.
+            if n < 2:
+                return n
+            return sum(ray.get([fib.remote(n - 1), fib.remote(n - 2)]))
+
+        @ray.remote(num_returns=2)
+        def split(pair):
+            return pair[0], pair[1]
+
+        def swap_in_child(a, b):
+            first, second = split.remote((a, b))
+            return [ray.get(second), ray.get(first)]
+
+        @ray.remote
+        def gated_child(started, gate, done):
+            open(started, "w").close()
+            wait_for_file(gate, None)
+            open(done, "w").close()
+            return "child finished"
+
+        def parent_of_gated(started, gate, done):
+            return ray.get(gated_child.remote(started, gate, done))
         """;
 
     public LocalRayServer Server { get; private set; } = null!;
