@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using System.Text.Json;
+using System.Text.Json.Nodes;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
 using RayClient.Serialization;
@@ -113,7 +113,7 @@ internal sealed partial class ServerState : IAsyncDisposable
         var (rayNamespace, runtimeEnv) = JobConfigReader.Read(jobConfig.Memory);
         session.Namespace = rayNamespace ?? $"anonymous-{Guid.NewGuid():N}";
         session.RuntimeEnv = runtimeEnv ?? new Dictionary<string, object?>();
-        session.RuntimeEnvJson = JsonSerializer.Serialize(ToJsonValue(session.RuntimeEnv));
+        session.RuntimeEnvJson = ToJsonNode(session.RuntimeEnv)?.ToJsonString() ?? "null";
         session.Environment = await ResolveEnvironmentAsync(session.RuntimeEnv, cancellationToken).ConfigureAwait(false);
         session.Initialized = true;
     }
@@ -167,7 +167,13 @@ internal sealed partial class ServerState : IAsyncDisposable
             python = await _venvs.GetPythonAsync(spec.Packages, spec.Check, timeout).ConfigureAwait(false);
         }
 
-        var key = JsonSerializer.Serialize(new { workingDir, sysPath, envVars, python });
+        var key = new JsonObject
+        {
+            ["workingDir"] = workingDir,
+            ["sysPath"] = ToJsonNode(sysPath),
+            ["envVars"] = ToJsonNode(envVars),
+            ["python"] = python,
+        }.ToJsonString();
         return new WorkerEnvironment(key, workingDir, sysPath, envVars, python);
     }
 
@@ -189,15 +195,24 @@ internal sealed partial class ServerState : IAsyncDisposable
     private Task<byte[]?> FetchPackageAsync(string uri, CancellationToken cancellationToken) =>
         Task.FromResult(_kv.Get(System.Text.Encoding.UTF8.GetBytes(uri), null));
 
-    internal static object? ToJsonValue(object? value) => value switch
+    /// <summary>
+    /// A pickled Python value as JSON, built as a JsonNode so the server needs no reflection-based
+    /// serialization (file-based apps and trimmed apps turn it off).
+    /// </summary>
+    internal static JsonNode? ToJsonNode(object? value) => value switch
     {
-        null or string or bool or int or long or double => value,
-        System.Numerics.BigInteger big => (double)big,
-        byte[] bytes => Convert.ToBase64String(bytes),
-        System.Collections.IDictionary dict => Entries(dict)
-            .ToDictionary(e => Convert.ToString(e.Key, System.Globalization.CultureInfo.InvariantCulture)!, e => ToJsonValue(e.Value)),
-        System.Collections.IEnumerable items => items.Cast<object?>().Select(ToJsonValue).ToList(),
-        _ => value.ToString(),
+        null => null,
+        string text => JsonValue.Create(text),
+        bool flag => JsonValue.Create(flag),
+        int number => JsonValue.Create(number),
+        long number => JsonValue.Create(number),
+        double number => JsonValue.Create(number),
+        System.Numerics.BigInteger big => JsonValue.Create((double)big),
+        byte[] bytes => JsonValue.Create(Convert.ToBase64String(bytes)),
+        System.Collections.IDictionary dict => new JsonObject(Entries(dict).Select(e =>
+            KeyValuePair.Create(Convert.ToString(e.Key, System.Globalization.CultureInfo.InvariantCulture)!, ToJsonNode(e.Value)))),
+        System.Collections.IEnumerable items => new JsonArray([.. items.Cast<object?>().Select(ToJsonNode)]),
+        _ => JsonValue.Create(Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture)),
     };
 
     /// <summary>A dictionary's entries (Cast&lt;DictionaryEntry&gt; fails on generic dictionaries, which enumerate KeyValuePairs).</summary>

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using RayClient.Server.Scheduling;
@@ -186,8 +187,8 @@ internal sealed partial class ActorManager
     {
         var live = _named.Where(kv => kv.Value.State != ActorState.Dead).Select(kv => kv.Key).OrderBy(k => k.Namespace, StringComparer.Ordinal).ThenBy(k => k.Name, StringComparer.Ordinal);
         return allNamespaces
-            ? JsonSerializer.Serialize(live.Select(k => new Dictionary<string, string> { ["name"] = k.Name, ["namespace"] = k.Namespace }))
-            : JsonSerializer.Serialize(live.Where(k => k.Namespace == rayNamespace).Select(k => k.Name));
+            ? new JsonArray([.. live.Select(k => (JsonNode)new JsonObject { ["name"] = k.Name, ["namespace"] = k.Namespace })]).ToJsonString()
+            : new JsonArray([.. live.Where(k => k.Namespace == rayNamespace).Select(k => (JsonNode?)JsonValue.Create(k.Name))]).ToJsonString();
     }
 
     public void Submit(ActorRecord actor, ActorCall call)

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Google.Protobuf;
 using Grpc.Core;
 using Ray.Rpc;
@@ -164,21 +165,18 @@ internal sealed class DriverService : RayletDriver.RayletDriverBase
                 response.Json = "true";
                 break;
             case ClusterInfoType.Types.TypeEnum.Nodes:
-                response.Json = JsonSerializer.Serialize(new[]
+                response.Json = new JsonArray(new JsonObject
                 {
-                    new Dictionary<string, object?>
-                    {
-                        ["NodeID"] = _state.NodeId,
-                        ["Alive"] = true,
-                        ["alive"] = true,
-                        ["NodeManagerAddress"] = "127.0.0.1",
-                        ["NodeManagerHostname"] = Environment.MachineName,
-                        ["NodeManagerPort"] = 0,
-                        ["NodeName"] = "127.0.0.1",
-                        ["Resources"] = _state.Scheduler.Total,
-                        ["Labels"] = new Dictionary<string, string>(),
-                    },
-                });
+                    ["NodeID"] = _state.NodeId,
+                    ["Alive"] = true,
+                    ["alive"] = true,
+                    ["NodeManagerAddress"] = "127.0.0.1",
+                    ["NodeManagerHostname"] = Environment.MachineName,
+                    ["NodeManagerPort"] = 0,
+                    ["NodeName"] = "127.0.0.1",
+                    ["Resources"] = new JsonObject(_state.Scheduler.Total.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
+                    ["Labels"] = new JsonObject(),
+                }).ToJsonString();
                 break;
             case ClusterInfoType.Types.TypeEnum.ClusterResources:
                 response.ResourceTable = Table(_state.Scheduler.Total);
