@@ -41,9 +41,7 @@ public sealed class NestedTaskTests(ServerFixture fixture) : IDisposable
     public async Task CancelRecursive_InterruptsTheChildToo()
     {
         await using var ray = await fixture.ConnectAsync();
-        var (started, gate, done) = (Path.Combine(_files, "started"), Path.Combine(_files, "gate"), Path.Combine(_files, "done"));
-        var parent = ray.Task(ParentOfGated, started, gate, done).Remote();
-        await Eventually.TrueAsync(() => File.Exists(started), "the child task runs");
+        var (parent, _, done) = await StartParentOfGatedChildAsync(ray);
 
         await ray.CancelAsync(parent, recursive: true);
 
@@ -57,9 +55,7 @@ public sealed class NestedTaskTests(ServerFixture fixture) : IDisposable
     public async Task CancelNotRecursive_LeavesTheChildRunning()
     {
         await using var ray = await fixture.ConnectAsync();
-        var (started, gate, done) = (Path.Combine(_files, "started"), Path.Combine(_files, "gate"), Path.Combine(_files, "done"));
-        var parent = ray.Task(ParentOfGated, started, gate, done).Remote();
-        await Eventually.TrueAsync(() => File.Exists(started), "the child task runs");
+        var (parent, gate, done) = await StartParentOfGatedChildAsync(ray);
 
         await ray.CancelAsync(parent, recursive: false);
 
@@ -67,5 +63,14 @@ public sealed class NestedTaskTests(ServerFixture fixture) : IDisposable
         Assert.False(File.Exists(done));
         await File.WriteAllTextAsync(gate, "open");
         await Eventually.TrueAsync(() => File.Exists(done), "the child, not cancelled, runs to its end");
+    }
+
+    /// <summary>A parent task blocked in ray.get on its child, which waits on a closed gate file.</summary>
+    private async Task<(ObjectRef<string> Parent, string Gate, string Done)> StartParentOfGatedChildAsync(RaySession ray)
+    {
+        var (started, gate, done) = (Path.Combine(_files, "started"), Path.Combine(_files, "gate"), Path.Combine(_files, "done"));
+        var parent = ray.Task(ParentOfGated, started, gate, done).Remote();
+        await Eventually.TrueAsync(() => File.Exists(started), "the child task runs");
+        return (parent, gate, done);
     }
 }

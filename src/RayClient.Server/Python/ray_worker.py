@@ -379,11 +379,12 @@ class Worker:
                     if seq not in self._responses:
                         self._response_ready.wait(0.05)
 
-    def submit_method(self, actor_id, method, args, kwargs, num_returns):
-        client_id = getattr(self._tls, "client_id", "")
+    def _submit(self, kind, head, args, kwargs, tail, num_returns):
+        """Sends a submission whose blobs are head + pickled (args, kwargs) + tail; returns the
+        refs the server made for its results (or raises the error it answered with)."""
         contained = []
-        payload = _dumps((list(args), dict(kwargs)), client_id, contained)
-        blobs = self._callback(KIND_SUBMIT_METHOD, [actor_id, method.encode(), payload, str(num_returns).encode()])
+        payload = _dumps((list(args), dict(kwargs)), getattr(self._tls, "client_id", ""), contained)
+        blobs = self._callback(kind, head + [payload] + tail)
         status = bytes(blobs[0])[0]
         if status != STATUS_OK:
             raise pickle.loads(bytes(blobs[1]))
@@ -391,24 +392,18 @@ class Worker:
         refs = [ray.ObjectRef(ids[i:i + 28]) for i in range(0, len(ids), 28)]
         return refs[0] if num_returns == 1 else refs
 
+    def submit_method(self, actor_id, method, args, kwargs, num_returns):
+        return self._submit(KIND_SUBMIT_METHOD, [actor_id, method.encode()], args, kwargs,
+                            [str(num_returns).encode()], num_returns)
+
     def submit_task(self, remote_function, args, kwargs):
         """A task submitting a task: the server runs it as a child of the running task, for the
         same job, with the options given to @ray.remote / .options()."""
-        client_id = getattr(self._tls, "client_id", "")
         options = remote_function._options
-        num_returns = int(options.get("num_returns", 1))
-        contained = []
-        payload = _dumps((list(args), dict(kwargs)), client_id, contained)
-        function = pickle.dumps(remote_function, protocol=5)
         key = ("%s.%s" % (remote_function.__module__, remote_function.__qualname__)).encode()
-        blobs = self._callback(KIND_SUBMIT_TASK, [key, function, payload,
-                                                  pickle.dumps(options, protocol=5)])
-        status = bytes(blobs[0])[0]
-        if status != STATUS_OK:
-            raise pickle.loads(bytes(blobs[1]))
-        ids = bytes(blobs[1])
-        refs = [ray.ObjectRef(ids[i:i + 28]) for i in range(0, len(ids), 28)]
-        return refs[0] if num_returns == 1 else refs
+        function = pickle.dumps(remote_function, protocol=5)
+        return self._submit(KIND_SUBMIT_TASK, [key, function], args, kwargs,
+                            [pickle.dumps(options, protocol=5)], int(options.get("num_returns", 1)))
 
     def get(self, ref):
         blobs = self._callback(KIND_GET, [ref.binary()])
