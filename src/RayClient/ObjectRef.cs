@@ -10,8 +10,10 @@ namespace RayClient;
 /// know it yet; every operation waits for it. Refs the program no longer holds are released on
 /// the server automatically (see <see cref="RaySession"/>).
 /// </summary>
-public abstract class ObjectRef : IPickleStubSource, IEquatable<ObjectRef>
+public abstract class ObjectRef : IPickleStubSource, IEquatable<ObjectRef>, IAsyncDisposable
 {
+    private int _released;
+
     private protected ObjectRef(RaySession session, Task<RayId> id)
     {
         Session = session;
@@ -22,6 +24,39 @@ public abstract class ObjectRef : IPickleStubSource, IEquatable<ObjectRef>
     public RaySession Session { get; }
 
     internal Task<RayId> IdTask { get; }
+
+    /// <summary>The reference tracker's entry for this instance (set under the tracker's lock).</summary>
+    internal TrackToken? Tracking { get; set; }
+
+    /// <summary>True once <see cref="DisposeAsync"/> released this ref; it can no longer be used.</summary>
+    public bool IsReleased => Volatile.Read(ref _released) != 0;
+
+    /// <summary>
+    /// Releases the object now instead of when the garbage collector finds this ref unreachable:
+    /// once no other ref of the session names it, the server frees it (and its memory is reused
+    /// by what the program sends next). Using this ref afterwards throws
+    /// <see cref="ObjectDisposedException"/>; tasks already submitted with it keep their own reference.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _released, 1) != 0)
+        {
+            return;
+        }
+
+        GC.SuppressFinalize(this);
+        RayId id;
+        try
+        {
+            id = await IdTask.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RayException or OperationCanceledException or ObjectDisposedException)
+        {
+            return; // never created on the server: nothing to release
+        }
+
+        Session.ReleaseReference(this, id);
+    }
 
     /// <summary>True once the server has assigned the object id.</summary>
     public bool IsIdKnown => IdTask.IsCompletedSuccessfully;
@@ -76,6 +111,11 @@ public sealed class ObjectRef<T> : ObjectRef
     /// <summary>Makes <c>await objectRef</c> get the value.</summary>
     public TaskAwaiter<T> GetAwaiter() => GetAsync().GetAwaiter();
 
-    /// <summary>The same object read as another type.</summary>
-    public ObjectRef<TOther> As<TOther>() => new(Session, IdTask);
+    /// <summary>The same object read as another type: a ref of its own, which keeps the object alive as long as it lives.</summary>
+    /// <exception cref="ObjectDisposedException">This ref was released.</exception>
+    public ObjectRef<TOther> As<TOther>()
+    {
+        ObjectDisposedException.ThrowIf(IsReleased, this);
+        return Session.Track(new ObjectRef<TOther>(Session, IdTask));
+    }
 }

@@ -251,6 +251,27 @@ public sealed partial class RaySession : IPickleStubResolver
         {
             throw new ArgumentException("The ObjectRef belongs to another RaySession; refs are only valid in the session that made them.", nameof(reference));
         }
+
+        if (reference.IsReleased)
+        {
+            throw new ObjectDisposedException(reference.ToString(), "The ObjectRef was released (DisposeAsync); the object may be gone from the cluster.");
+        }
+    }
+
+    /// <summary>Counts a new ref instance for the release sweep.</summary>
+    internal ObjectRef<T> Track<T>(ObjectRef<T> reference)
+    {
+        _references.Track(reference);
+        return reference;
+    }
+
+    /// <summary>An ObjectRef's DisposeAsync: counts it out now and releases the id if nothing else holds it.</summary>
+    internal void ReleaseReference(ObjectRef reference, RayId id)
+    {
+        if (Volatile.Read(ref _disposed) == 0)
+        {
+            _references.ReleaseNow(reference, id);
+        }
     }
 
     private CancellationTokenSource? CreateDeadline(TimeSpan? timeout, CancellationToken cancellationToken)

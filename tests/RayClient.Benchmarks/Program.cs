@@ -105,6 +105,8 @@ internal static class Program
                 {
                     throw new InvalidOperationException("size mismatch");
                 }
+
+                await reference.DisposeAsync(); // freed now, so the server's buffers are reused
             }
 
             var label = size >= 1 << 20 && size < 2 << 20 ? "1 MiB" : "100 MiB";

@@ -125,6 +125,54 @@ public sealed class ObjectTests(ServerFixture fixture)
             "the server released the dropped refs");
     }
 
+    [Fact]
+    public async Task DisposeAsync_ReleasesTheObjectAtOnce_AndTheRefIsUnusableAfterwards()
+    {
+        await using var ray = await fixture.ConnectAsync();
+        var session = fixture.Server.State.Sessions.Single(s => s.ClientId == ray.ClientId);
+        var reference = await ray.PutAsync(new byte[1 << 20]);
+        var held = session.HeldObjects;
+
+        await reference.DisposeAsync();
+        // The release is pipelined on the Datapath, which the server works through in order:
+        // once a later put is answered, the release has been applied.
+        var later = await ray.PutAsync(0L);
+
+        Assert.True(reference.IsReleased);
+        Assert.Equal(held, session.HeldObjects); // one released, one added
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => reference.GetAsync());
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () => await ray.Call(PyFunction.Of<long>("tasks", "length"), reference));
+        Assert.Equal(0L, await later);
+        await reference.DisposeAsync(); // twice is harmless
+    }
+
+    [Fact]
+    public async Task As_MakesARefOfItsOwn_ThatKeepsTheObjectAfterTheOriginalIsReleased()
+    {
+        await using var ray = await fixture.ConnectAsync();
+        var original = await ray.PutAsync(7L);
+        var typed = original.As<int>();
+
+        await original.DisposeAsync();
+
+        Assert.Equal(7, await typed.GetAsync(TimeSpan.FromSeconds(30)));
+        Assert.Throws<ObjectDisposedException>(() => original.As<long>());
+    }
+
+    [Fact]
+    public async Task DisposeAsync_AnotherRefToTheSameObject_KeepsItAlive()
+    {
+        await using var ray = await fixture.ConnectAsync();
+        var reference = await ray.PutAsync(41L);
+        var back = await ray.Call(PyFunction.Of<List<object?>>("tasks", "identity_list"), new List<object> { reference });
+        var sameObject = ((ObjectRef<object?>)back.Single()!).As<long>();
+        Assert.Equal(reference, sameObject);
+
+        await reference.DisposeAsync();
+
+        Assert.Equal(41L, await sameObject.GetAsync(TimeSpan.FromSeconds(30)));
+    }
+
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static async Task PutAndDropAsync(RaySession ray, int count)
     {

@@ -12,7 +12,7 @@ internal sealed class ReferenceTracker : IDisposable
 {
     private readonly RaySession _session;
     private readonly Dictionary<RayId, int> _counts = [];
-    private readonly List<(WeakReference<ObjectRef> Ref, RayId Id)> _live = [];
+    private readonly List<(WeakReference<ObjectRef> Ref, RayId Id, TrackToken Token)> _live = [];
     private readonly object _lock = new();
     private readonly ITimer _timer;
     private bool _disposed;
@@ -62,14 +62,66 @@ internal sealed class ReferenceTracker : IDisposable
     {
         lock (_lock)
         {
-            if (_disposed)
+            AddLocked(reference, id);
+        }
+    }
+
+    private TrackToken? AddLocked(ObjectRef reference, RayId id)
+    {
+        if (_disposed)
+        {
+            return null;
+        }
+
+        if (reference.Tracking is { } existing)
+        {
+            return existing; // released explicitly before the id continuation got here
+        }
+
+        var token = new TrackToken();
+        reference.Tracking = token;
+        _counts[id] = _counts.TryGetValue(id, out var count) ? count + 1 : 1;
+        _live.Add((new WeakReference<ObjectRef>(reference), id, token));
+        return token;
+    }
+
+    /// <summary>
+    /// <see cref="ObjectRef.DisposeAsync"/>: this instance stops counting at once, and when no other
+    /// live instance names the id, the release is sent now (pipelined on the Datapath, so the server
+    /// frees the object before anything sent later) rather than at the next sweep.
+    /// </summary>
+    public void ReleaseNow(ObjectRef reference, RayId id)
+    {
+        var release = false;
+        lock (_lock)
+        {
+            if (AddLocked(reference, id) is not { Released: false } token)
             {
                 return;
             }
 
-            _counts[id] = _counts.TryGetValue(id, out var count) ? count + 1 : 1;
-            _live.Add((new WeakReference<ObjectRef>(reference), id));
+            token.Released = true;
+            release = Decrement(id);
         }
+
+        if (release)
+        {
+            Send([id]);
+        }
+    }
+
+    /// <summary>Drops one count of <paramref name="id"/>; true when it reached zero. Caller holds the lock.</summary>
+    private bool Decrement(RayId id)
+    {
+        var count = _counts[id] - 1;
+        if (count == 0)
+        {
+            _counts.Remove(id);
+            return true;
+        }
+
+        _counts[id] = count;
+        return false;
     }
 
     /// <summary>Finds collected refs and releases ids no live ref points to.</summary>
@@ -87,28 +139,35 @@ internal sealed class ReferenceTracker : IDisposable
             for (var i = 0; i < _live.Count; i++)
             {
                 var entry = _live[i];
+                if (entry.Token.Released)
+                {
+                    continue; // counted out when it was disposed
+                }
+
                 if (entry.Ref.TryGetTarget(out _))
                 {
                     _live[kept++] = entry;
                     continue;
                 }
 
-                var count = _counts[entry.Id] - 1;
-                if (count == 0)
+                if (Decrement(entry.Id))
                 {
-                    _counts.Remove(entry.Id);
                     (release ??= []).Add(entry.Id);
-                }
-                else
-                {
-                    _counts[entry.Id] = count;
                 }
             }
 
             _live.RemoveRange(kept, _live.Count - kept);
         }
 
-        if (release is null || _session.DataChannel.Fatal is not null)
+        if (release is not null)
+        {
+            Send(release);
+        }
+    }
+
+    private void Send(List<RayId> release)
+    {
+        if (_session.DataChannel.Fatal is not null)
         {
             return;
         }
@@ -141,4 +200,10 @@ internal sealed class ReferenceTracker : IDisposable
 
         _timer.Dispose();
     }
+}
+
+/// <summary>Shared by an <see cref="ObjectRef"/> and its tracker entry: whether it was released explicitly.</summary>
+internal sealed class TrackToken
+{
+    public volatile bool Released;
 }
