@@ -266,19 +266,30 @@ internal sealed class ResponseCache
 /// Reassembles a chunked put or task (spec §3.3): chunks of one req_id in order; repeats from a
 /// replay are skipped; a replay that starts over at chunk 0 restarts the collection.
 /// </summary>
-internal sealed class ChunkCollector
+internal sealed class ChunkCollector(long maxSize)
 {
     private readonly List<(ByteString Data, byte[]? Rented)> _chunks = [];
     private int _reqId = -1;
     private int _next;
+    private long _size;
+    private bool _tooLarge;
+
+    /// <summary>A collector for payloads up to the longest .NET array (the embedded server keeps objects in arrays).</summary>
+    public ChunkCollector() : this(Array.MaxLength)
+    {
+    }
 
     /// <summary>Adds a chunk whose bytes are not pooled.</summary>
-    public (ReadOnlyMemory<byte> Data, byte[]? Pooled)? Add(int reqId, int chunkId, int totalChunks, ByteString data) =>
+    public AssembledPayload? Add(int reqId, int chunkId, int totalChunks, ByteString data) =>
         Add(reqId, chunkId, totalChunks, data, rented: null);
 
-    /// <summary>Adds a chunk; <paramref name="rented"/> is the pooled buffer behind it, owned by the collector from now on.</summary>
+    /// <summary>
+    /// Adds a chunk; <paramref name="rented"/> is the pooled buffer behind it, owned by the collector
+    /// from now on. A payload larger than the collector's limit (by <paramref name="declaredSize"/>
+    /// or by what arrives) is dropped chunk by chunk and reported once its last chunk arrived.
+    /// </summary>
     /// <returns>The whole payload (and the pooled buffer that holds it, if any) once complete.</returns>
-    public (ReadOnlyMemory<byte> Data, byte[]? Pooled)? Add(int reqId, int chunkId, int totalChunks, ByteString data, byte[]? rented)
+    public AssembledPayload? Add(int reqId, int chunkId, int totalChunks, ByteString data, byte[]? rented, long declaredSize = 0)
     {
         if (totalChunks <= 0)
         {
@@ -316,27 +327,41 @@ internal sealed class ChunkCollector
             throw new DatapathProtocolException($"Chunk {chunkId} of request {reqId} arrived before chunk {_next}: chunks received out of order.");
         }
 
-        _chunks.Add((data, rented));
+        _size += data.Length;
+        if (!_tooLarge && (_size > maxSize || declaredSize > maxSize))
+        {
+            _tooLarge = true;
+            ReturnChunks();
+        }
+
+        if (_tooLarge)
+        {
+            Return(rented);
+        }
+        else
+        {
+            _chunks.Add((data, rented));
+        }
+
         _next = chunkId + 1;
         if (_next < totalChunks)
         {
             return null;
         }
 
-        (ReadOnlyMemory<byte>, byte[]?) result;
-        if (_chunks.Count == 1)
+        AssembledPayload result;
+        if (_tooLarge)
         {
-            result = (_chunks[0].Data.Memory, _chunks[0].Rented);
+            result = new AssembledPayload(default, null, Math.Max(_size, declaredSize));
+        }
+        else if (_chunks.Count == 1)
+        {
+            result = new AssembledPayload(_chunks[0].Data.Memory, _chunks[0].Rented);
             _chunks.Clear();
         }
         else
         {
-            var size = 0;
-            foreach (var chunk in _chunks)
-            {
-                size = checked(size + chunk.Data.Length);
-            }
-
+            var size = (int)_size;
             var buffer = ArrayPool<byte>.Shared.Rent(size);
             var offset = 0;
             foreach (var chunk in _chunks)
@@ -345,7 +370,7 @@ internal sealed class ChunkCollector
                 offset += chunk.Data.Length;
             }
 
-            result = (buffer.AsMemory(0, size), buffer);
+            result = new AssembledPayload(buffer.AsMemory(0, size), buffer);
         }
 
         Reset();
@@ -354,14 +379,21 @@ internal sealed class ChunkCollector
 
     public void Reset()
     {
+        ReturnChunks();
+        _reqId = -1;
+        _next = 0;
+        _size = 0;
+        _tooLarge = false;
+    }
+
+    private void ReturnChunks()
+    {
         foreach (var chunk in _chunks)
         {
             Return(chunk.Rented);
         }
 
         _chunks.Clear();
-        _reqId = -1;
-        _next = 0;
     }
 
     private static void Return(byte[]? rented)
@@ -372,6 +404,12 @@ internal sealed class ChunkCollector
         }
     }
 }
+
+/// <summary>
+/// A reassembled put or task payload, or, when <see cref="TooLargeSize"/> is set, the size of one
+/// that was too large to keep (its bytes were dropped as they came).
+/// </summary>
+internal readonly record struct AssembledPayload(ReadOnlyMemory<byte> Data, byte[]? Pooled, long TooLargeSize = 0);
 
 /// <summary>
 /// One Datapath stream of a client: how to stop it, and when it has finished. Aborting a stream

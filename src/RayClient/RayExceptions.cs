@@ -71,6 +71,19 @@ public class RayObjectNotFoundException : RayException
     public RayObjectNotFoundException(string message, Exception? innerException = null) : base(message, innerException) { }
 }
 
+/// <summary>
+/// An object is larger than one .NET value can hold (a .NET array has at most
+/// <see cref="Array.MaxLength"/> elements); it was not received, and the session goes on.
+/// </summary>
+public class RayObjectTooLargeException : RayException
+{
+    /// <summary>Creates the exception.</summary>
+    public RayObjectTooLargeException(string message, long size, Exception? innerException = null) : base(message, innerException) => Size = size;
+
+    /// <summary>The object's size in bytes.</summary>
+    public long Size { get; }
+}
+
 /// <summary>A value could not be converted between .NET and Python (pickling or unpickling failed).</summary>
 public class RaySerializationException : RayException
 {

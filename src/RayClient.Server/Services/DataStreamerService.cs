@@ -351,14 +351,16 @@ internal sealed partial class DataStreamerService
         }
 
         var collector = isPut ? session.PutChunks : session.TaskChunks;
-        var assembled = collector.Add(request.ReqId, chunkId, totalChunks, isPut ? request.Put.Data : request.Task.Data, rented);
+        var assembled = collector.Add(request.ReqId, chunkId, totalChunks, isPut ? request.Put.Data : request.Task.Data, rented, isPut ? request.Put.TotalSize : 0);
         if (assembled is not { } payload)
         {
             return;
         }
 
         TaskSpec? accepted = null;
-        var response = isPut ? ExecutePut(session, request, payload) : ExecuteTask(session, request, payload, out accepted);
+        var response = payload.TooLargeSize > 0
+            ? TooLarge(request, isPut, payload.TooLargeSize)
+            : isPut ? ExecutePut(session, request, payload) : ExecuteTask(session, request, payload, out accepted);
         if (session.GraceSeconds > 0)
         {
             session.Cache.Store(request.ReqId, response);
@@ -372,7 +374,17 @@ internal sealed partial class DataStreamerService
         }
     }
 
-    private DataResponse ExecutePut(ClientSession session, DataRequest request, (ReadOnlyMemory<byte> Data, byte[]? Pooled) payload)
+    /// <summary>Refuses a payload the embedded server cannot hold, as an answer (the stream and session go on).</summary>
+    private static DataResponse TooLarge(DataRequest request, bool isPut, long size)
+    {
+        var error = ServerErrors.ValueError(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"The object is {size / 1e9:0.00} GB; the RayClient embedded server keeps objects in .NET arrays of at most {Array.MaxLength / 1e9:0.00} GB. Split it into several objects, or use a Ray cluster, which has no such limit."));
+        return isPut
+            ? new DataResponse { ReqId = request.ReqId, Put = new PutResponse { Valid = false, Error = ByteString.CopyFrom(error) } }
+            : new DataResponse { ReqId = request.ReqId, TaskTicket = Ticket.Error(error) };
+    }
+
+    private DataResponse ExecutePut(ClientSession session, DataRequest request, AssembledPayload payload)
     {
         var entry = _state.Store.Create();
         session.Hold(entry);
@@ -381,7 +393,7 @@ internal sealed partial class DataStreamerService
         return new DataResponse { ReqId = request.ReqId, Put = new PutResponse { Id = UnsafeByteOperations.UnsafeWrap(entry.Id.Bytes), Valid = true } };
     }
 
-    private DataResponse ExecuteTask(ClientSession session, DataRequest request, (ReadOnlyMemory<byte> Data, byte[]? Pooled) payload, out TaskSpec? accepted)
+    private DataResponse ExecuteTask(ClientSession session, DataRequest request, AssembledPayload payload, out TaskSpec? accepted)
     {
         var task = request.Task;
         var response = new DataResponse { ReqId = request.ReqId };

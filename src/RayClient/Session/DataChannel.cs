@@ -494,8 +494,9 @@ internal sealed partial class DataChannel : IAsyncDisposable
                 {
                     whole = pending.AddGetChunk(response.Get);
                 }
-                catch (RayConnectionException ex)
+                catch (RayException ex)
                 {
+                    // This object cannot be received; the rest of the stream is fine.
                     Complete(pending, error: ex);
                     continue;
                 }

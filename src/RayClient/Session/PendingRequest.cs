@@ -108,8 +108,29 @@ internal sealed class PendingRequest
 
         if (_assembly is null)
         {
-            var size = checked((int)chunk.TotalSize);
-            _assembly = ArrayPool<byte>.Shared.Rent(size);
+            if (chunk.TotalSize > (ulong)Array.MaxLength)
+            {
+                if (rented is not null)
+                {
+                    ArrayPool<byte>.Shared.Return(rented);
+                }
+
+                throw new RayObjectTooLargeException(
+                    string.Create(System.Globalization.CultureInfo.InvariantCulture, $"The object is {chunk.TotalSize / 1e9:0.00} GB, more than one .NET value can hold ({Array.MaxLength / 1e9:0.00} GB). Have Python split it into several objects and get them one by one."),
+                    (long)Math.Min(chunk.TotalSize, long.MaxValue));
+            }
+
+            _assembly = ArrayPool<byte>.Shared.Rent((int)chunk.TotalSize);
+        }
+
+        if (_received + (long)chunk.Data.Length > _assembly.Length)
+        {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+
+            throw new RayConnectionException($"The chunks of an object add up to more than its announced size of {chunk.TotalSize} bytes.", isTransient: false);
         }
 
         chunk.Data.Span.CopyTo(_assembly.AsSpan(_received));

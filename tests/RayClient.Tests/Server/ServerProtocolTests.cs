@@ -45,6 +45,33 @@ public sealed class ServerProtocolTests
     }
 
     [Fact]
+    public void ChunkCollector_PayloadOverTheLimit_IsDroppedAndReportedAtItsLastChunk_ThenTheNextOneIsCollected()
+    {
+        var collector = new ChunkCollector(maxSize: 4);
+
+        Assert.Null(collector.Add(3, 0, 3, ByteString.CopyFrom(1, 2, 3)));
+        Assert.Null(collector.Add(3, 1, 3, ByteString.CopyFrom(4, 5))); // 5 bytes: over the limit
+        var refused = collector.Add(3, 2, 3, ByteString.CopyFrom(6));
+
+        Assert.Equal(6, refused!.Value.TooLargeSize);
+        Assert.True(refused.Value.Data.IsEmpty);
+        var next = collector.Add(4, 0, 1, ByteString.CopyFrom(7, 8));
+        Assert.Equal(0, next!.Value.TooLargeSize);
+        Assert.Equal(new byte[] { 7, 8 }, next.Value.Data.ToArray());
+    }
+
+    [Fact]
+    public void ChunkCollector_DeclaredSizeOverTheLimit_IsRefusedWithoutKeepingAnything()
+    {
+        var collector = new ChunkCollector(maxSize: 4);
+
+        Assert.Null(collector.Add(9, 0, 2, ByteString.CopyFrom(1), rented: null, declaredSize: 3L << 30));
+        var refused = collector.Add(9, 1, 2, ByteString.CopyFrom(2), rented: null, declaredSize: 3L << 30);
+
+        Assert.Equal(3L << 30, refused!.Value.TooLargeSize);
+    }
+
+    [Fact]
     public async Task ResponseCache_ReplayedRequest_GetsTheFirstAnswer_UntilAcknowledged()
     {
         var cache = new ResponseCache();
