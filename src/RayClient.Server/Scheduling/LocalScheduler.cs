@@ -52,14 +52,17 @@ internal sealed class TaskSpec
     /// <summary>The task whose Python code submitted this one (<c>f.remote()</c> inside a task), if any.</summary>
     public TaskSpec? Parent { get; init; }
 
-    /// <summary>Tasks this one submitted; a recursive cancel reaches them (guarded by the list itself).</summary>
-    public List<TaskSpec> Children { get; } = [];
+    /// <summary>Unfinished tasks this one submitted; a recursive cancel reaches them (guarded by the set itself).</summary>
+    public HashSet<TaskSpec> Children { get; } = [];
 
     /// <summary>
-    /// True while the task's worker waits in <c>ray.get</c> and has lent its resources back to the
-    /// scheduler, as a blocked Ray worker does (so children can run; no deadlock on a full node).
-    /// Guarded by the scheduler's lock.
+    /// How many <c>ray.get</c> calls of the task wait now (its threads may wait concurrently). While
+    /// any does, the task has lent its resources back to the scheduler, as a blocked Ray worker
+    /// does (so children can run; no deadlock on a full node). Guarded by the scheduler's lock.
     /// </summary>
+    public int BlockedGets { get; set; }
+
+    /// <summary>True while the task's resources are lent (see <see cref="BlockedGets"/>).</summary>
     public bool ResourcesLent { get; set; }
 }
 
@@ -426,6 +429,7 @@ internal sealed partial class LocalScheduler
 
             lock (_lock)
             {
+                task.BlockedGets = 0;
                 if (task.ResourcesLent)
                 {
                     task.ResourcesLent = false; // already given back while it waited in ray.get
@@ -572,7 +576,7 @@ internal sealed partial class LocalScheduler
     {
         lock (_lock)
         {
-            if (task.ResourcesLent || task.RunningOn is null)
+            if (task.RunningOn is null || task.BlockedGets++ > 0)
             {
                 return;
             }
@@ -588,14 +592,15 @@ internal sealed partial class LocalScheduler
     }
 
     /// <summary>
-    /// The task's <c>ray.get</c> returned: it takes its resources back at once, even if that
-    /// oversubscribes the node for a moment, as Ray's unblocked workers do.
+    /// A <c>ray.get</c> of the task returned: when it was the last one waiting, the task takes its
+    /// resources back at once, even if that oversubscribes the node for a moment, as Ray's
+    /// unblocked workers do.
     /// </summary>
     public void ReclaimResources(TaskSpec task)
     {
         lock (_lock)
         {
-            if (!task.ResourcesLent)
+            if (task.BlockedGets == 0 || --task.BlockedGets > 0 || !task.ResourcesLent)
             {
                 return;
             }
@@ -619,6 +624,14 @@ internal sealed partial class LocalScheduler
 
     private void Finish(TaskSpec task)
     {
+        if (task.Parent is { } parent)
+        {
+            lock (parent.Children)
+            {
+                parent.Children.Remove(task); // a long-running parent does not collect its finished children
+            }
+        }
+
         if (task.Returns.Length > 0)
         {
             _byReturn.TryRemove(new KeyValuePair<RayClient.Session.RayId, TaskSpec>(task.Returns[0].Id, task));
