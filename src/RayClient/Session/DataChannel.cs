@@ -334,34 +334,49 @@ internal sealed partial class DataChannel : IAsyncDisposable
             var outstanding = _pending.Values.Where(p => !p.IsCompleted).OrderBy(p => p.ReqId).ToList();
             for (var i = 0; i < outstanding.Count; i++)
             {
-                var more = i + 1 < outstanding.Count || _outbound.Reader.Count > 0;
-                await WriteRequestAsync(stream, outstanding[i], more, cancellationToken).ConfigureAwait(false);
+                await WriteRequestAsync(stream, outstanding[i], moreQueued: i + 1 < outstanding.Count, cancellationToken).ConfigureAwait(false);
             }
         }
 
+        // Take what is queued as one batch, drop what was abandoned meanwhile, and flush with the
+        // batch's last write: a write is buffered only when a write certainly follows it, so a
+        // request never waits unflushed behind one that was abandoned before it was sent.
         var reader = _outbound.Reader;
+        var batch = new List<object>(MaxWriteBatch);
         while (await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            while (reader.TryPeek(out var item))
+            batch.Clear();
+            while (batch.Count < MaxWriteBatch && reader.TryRead(out var item))
             {
-                switch (item)
+                if (item is PendingRequest pending)
+                {
+                    if (pending.IsCompleted)
+                    {
+                        continue; // abandoned before it was sent
+                    }
+
+                    if (pending.ReqId == 0)
+                    {
+                        // Tracked from here on: if the stream breaks before it is written, the
+                        // replay of the next stream sends it with the others, in req_id order.
+                        pending.Request.ReqId = NextReqId();
+                        _pending[pending.ReqId] = pending;
+                    }
+                }
+
+                batch.Add(item);
+            }
+
+            for (var i = 0; i < batch.Count; i++)
+            {
+                var moreQueued = i + 1 < batch.Count;
+                switch (batch[i])
                 {
                     case PendingRequest pending:
-                        if (pending.IsCompleted)
-                        {
-                            break; // abandoned before it was sent
-                        }
-
-                        if (pending.ReqId == 0)
-                        {
-                            pending.Request.ReqId = NextReqId();
-                            _pending[pending.ReqId] = pending;
-                        }
-
-                        await WriteRequestAsync(stream, pending, moreQueued: reader.Count > 1, cancellationToken).ConfigureAwait(false);
+                        await WriteRequestAsync(stream, pending, moreQueued, cancellationToken).ConfigureAwait(false);
                         break;
                     case DataRequest untracked:
-                        stream.WriteOptions = reader.Count > 1 ? BufferHint : null;
+                        stream.WriteOptions = moreQueued ? BufferHint : null;
                         await stream.WriteAsync(untracked, cancellationToken).ConfigureAwait(false);
                         if (untracked.TypeCase == DataRequest.TypeOneofCase.ConnectionCleanup)
                         {
@@ -372,11 +387,12 @@ internal sealed partial class DataChannel : IAsyncDisposable
 
                         break;
                 }
-
-                reader.TryRead(out _); // dequeue only once written: a break mid-write replays it
             }
         }
     }
+
+    /// <summary>Requests written per flush at most, under load.</summary>
+    private const int MaxWriteBatch = 64;
 
     private static readonly WriteOptions BufferHint = new(WriteFlags.BufferHint);
 

@@ -1,4 +1,7 @@
+using System.Collections.Concurrent;
 using Grpc.Core;
+using Microsoft.Extensions.Logging.Abstractions;
+using Ray.Rpc;
 using RayClient.Session;
 
 namespace RayClient.Tests.Session;
@@ -25,5 +28,74 @@ public sealed class DataChannelTests
     {
         Assert.False(DataChannel.IsRecoverable(new RpcException(new Status(StatusCode.Internal, "Exception serializing request!"))));
         Assert.True(DataChannel.IsRecoverable(new IOException("reset")));
+    }
+
+    [Fact]
+    public async Task WriteLoop_RequestFollowedByAnAbandonedOne_IsFlushedNotLeftBuffered()
+    {
+        // A request written with the buffer hint sits in the HTTP/2 buffer until a later write
+        // flushes it; if the request queued behind it was abandoned (a get that timed out), no
+        // later write may come, and the first request would wait forever in an idle session.
+        var stream = new RecordingStream();
+        await using var channel = new DataChannel(new OneStreamInvoker(stream), _ => [], _ => Task.CompletedTask, TimeSpan.FromSeconds(30), TimeProvider.System, NullLogger.Instance);
+        var sent = channel.Enqueue(new PendingRequest(new DataRequest { ConnectionInfo = new ConnectionInfoRequest() }));
+        var abandoned = channel.Enqueue(new PendingRequest(new DataRequest { ConnectionInfo = new ConnectionInfoRequest() }));
+        channel.Abandon(abandoned, new OperationCanceledException());
+
+        channel.Start();
+        await stream.Written.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        var write = Assert.Single(stream.Writes);
+        Assert.Equal(sent.ReqId, write.ReqId);
+        Assert.Null(write.Options); // flushed: nothing certain follows it
+    }
+
+    /// <summary>A Datapath stream that records what the client writes, never answers, and ends when the client half-closes.</summary>
+    private sealed class RecordingStream : IClientStreamWriter<DataRequest>, IAsyncStreamReader<DataResponse>
+    {
+        private readonly TaskCompletionSource _halfClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public ConcurrentQueue<(int ReqId, WriteOptions? Options)> Writes { get; } = new();
+
+        public TaskCompletionSource Written { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public WriteOptions? WriteOptions { get; set; }
+
+        public DataResponse Current => throw new InvalidOperationException("No responses.");
+
+        public Task WriteAsync(DataRequest message) => WriteAsync(message, CancellationToken.None);
+
+        public Task WriteAsync(DataRequest message, CancellationToken cancellationToken)
+        {
+            Writes.Enqueue((message.ReqId, WriteOptions));
+            Written.TrySetResult();
+            return Task.CompletedTask;
+        }
+
+        public Task CompleteAsync()
+        {
+            _halfClosed.TrySetResult();
+            return Task.CompletedTask;
+        }
+
+        public async Task<bool> MoveNext(CancellationToken cancellationToken)
+        {
+            await _halfClosed.Task.WaitAsync(cancellationToken);
+            return false;
+        }
+    }
+
+    private sealed class OneStreamInvoker(RecordingStream stream) : CallInvoker
+    {
+        public override AsyncDuplexStreamingCall<TRequest, TResponse> AsyncDuplexStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) =>
+            new((IClientStreamWriter<TRequest>)(object)stream, (IAsyncStreamReader<TResponse>)(object)stream, Task.FromResult(new Metadata()), () => Status.DefaultSuccess, () => [], () => { });
+
+        public override TResponse BlockingUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) => throw new NotSupportedException();
+
+        public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) => throw new NotSupportedException();
+
+        public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) => throw new NotSupportedException();
+
+        public override AsyncClientStreamingCall<TRequest, TResponse> AsyncClientStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) => throw new NotSupportedException();
     }
 }
