@@ -94,41 +94,62 @@ public sealed class FaultProxy : IAsyncDisposable
             {
                 client = await _listener.AcceptSocketAsync(_stop.Token).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException || (ex is SocketException && _stop.IsCancellationRequested))
             {
                 return;
             }
-
-            if (_refuse)
+            catch (SocketException)
             {
-                client.LingerState = new LingerOption(true, 0);
-                client.Close();
+                // A client reset its connection before it was accepted (ECONNABORTED), e.g. a
+                // reconnect attempt given up during a cut: the proxy keeps accepting. Returning
+                // here would leave every later reconnect without a proxy.
                 continue;
             }
 
-            Interlocked.Increment(ref _accepted);
-            var server = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            client.NoDelay = true;
             try
             {
-                await server.ConnectAsync(_target, _stop.Token).ConfigureAwait(false);
+                await ConnectUpstreamAsync(client).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
             {
-                client.Close();
-                server.Dispose();
-                continue;
+                // One connection failed while being set up (reset by either side): drop it, keep accepting.
+                client.Dispose();
             }
-
-            var connection = new Connection(client, server);
-            lock (_lock)
-            {
-                _connections.Add(connection);
-            }
-
-            _ = PumpAsync(connection, client, server);
-            _ = PumpAsync(connection, server, client);
         }
+    }
+
+    /// <summary>Connects one accepted client to the target and starts pumping (closes it when refusing or the target is down).</summary>
+    private async Task ConnectUpstreamAsync(Socket client)
+    {
+        if (_refuse)
+        {
+            client.LingerState = new LingerOption(true, 0);
+            client.Close();
+            return;
+        }
+
+        Interlocked.Increment(ref _accepted);
+        var server = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            client.NoDelay = true;
+            await server.ConnectAsync(_target, _stop.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+        {
+            client.Close();
+            server.Dispose();
+            return;
+        }
+
+        var connection = new Connection(client, server);
+        lock (_lock)
+        {
+            _connections.Add(connection);
+        }
+
+        _ = PumpAsync(connection, client, server);
+        _ = PumpAsync(connection, server, client);
     }
 
     private async Task PumpAsync(Connection connection, Socket from, Socket to)
