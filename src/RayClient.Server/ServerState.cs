@@ -316,14 +316,7 @@ internal sealed partial class ServerState : IAsyncDisposable
             environment = ResolveEnvironmentAsync(runtimeEnv, CancellationToken.None);
         }
 
-        var returns = new StoredObject[options.NumReturns];
-        for (var i = 0; i < returns.Length; i++)
-        {
-            returns[i] = Store.Create();
-            session.Hold(returns[i]);
-            returns[i].AddReference(); // the task's own, dropped when it finishes
-        }
-
+        var returns = CreateReturns(session, options.NumReturns);
         var spec = new TaskSpec
         {
             Client = session,
@@ -346,6 +339,50 @@ internal sealed partial class ServerState : IAsyncDisposable
         }
 
         return spec;
+    }
+
+    /// <summary>
+    /// Submits <c>actor.method.remote(...)</c> for <paramref name="session"/> (from the client or
+    /// from Python code in a worker) and returns the call's result objects.
+    /// </summary>
+    public StoredObject[] SubmitActorCall(ClientSession session, Actors.ActorRecord actor, string method, ReadOnlyMemory<byte> args, int numReturns)
+    {
+        var held = RefScanner.FindHeld(session, args, out var topLevel);
+        var returns = CreateReturns(session, numReturns);
+        Actors.Submit(actor, new Actors.ActorCall { Client = session, Method = method, Args = args, Returns = returns, Dependencies = topLevel, Held = held });
+        return returns;
+    }
+
+    /// <summary>
+    /// The result objects of a task or actor call: held by the job, plus one reference of the
+    /// work's own that it drops when it finishes.
+    /// </summary>
+    private StoredObject[] CreateReturns(ClientSession session, int count)
+    {
+        var returns = new StoredObject[count];
+        for (var i = 0; i < count; i++)
+        {
+            returns[i] = Store.Create();
+            session.Hold(returns[i]);
+            returns[i].AddReference();
+        }
+
+        return returns;
+    }
+
+    /// <summary>Ray's object id size; ray_worker.py splits a callback answer's ids by it.</summary>
+    private const int ObjectIdLength = 28;
+
+    /// <summary>The ids of <paramref name="objects"/> back to back, as a worker's callback answer carries them.</summary>
+    private static byte[] ConcatenateIds(StoredObject[] objects)
+    {
+        var ids = new byte[ObjectIdLength * objects.Length];
+        for (var i = 0; i < objects.Length; i++)
+        {
+            objects[i].Id.Bytes.CopyTo(ids, ObjectIdLength * i);
+        }
+
+        return ids;
     }
 
     /// <summary>
@@ -400,15 +437,9 @@ internal sealed partial class ServerState : IAsyncDisposable
                     blobs[2],
                     TaskOptionsReader.Read(Google.Protobuf.UnsafeByteOperations.UnsafeWrap(blobs[3])),
                     parent: worker.CurrentTask);
-                var returnIds = new byte[28 * spec.Returns.Length];
-                for (var i = 0; i < spec.Returns.Length; i++)
-                {
-                    spec.Returns[i].Id.Bytes.CopyTo(returnIds, 28 * i);
-                }
-
                 try
                 {
-                    await worker.RespondAsync(seq, true, returnIds).ConfigureAwait(false);
+                    await worker.RespondAsync(seq, true, ConcatenateIds(spec.Returns)).ConfigureAwait(false);
                 }
                 finally
                 {
@@ -426,27 +457,8 @@ internal sealed partial class ServerState : IAsyncDisposable
             }
 
             var numReturns = int.Parse(System.Text.Encoding.ASCII.GetString(blobs[3]), System.Globalization.CultureInfo.InvariantCulture);
-            var held = RefScanner.FindHeld(session, blobs[2], out var topLevel);
-            var returns = new StoredObject[numReturns];
-            var ids = new byte[28 * numReturns];
-            for (var i = 0; i < numReturns; i++)
-            {
-                returns[i] = Store.Create();
-                session.Hold(returns[i]);
-                returns[i].AddReference();
-                returns[i].Id.Bytes.CopyTo(ids, 28 * i);
-            }
-
-            Actors.Submit(actor, new RayClient.Server.Actors.ActorCall
-            {
-                Client = session,
-                Method = System.Text.Encoding.UTF8.GetString(blobs[1]),
-                Args = blobs[2],
-                Returns = returns,
-                Dependencies = topLevel,
-                Held = held,
-            });
-            await worker.RespondAsync(seq, true, ids).ConfigureAwait(false);
+            var returns = SubmitActorCall(session, actor, System.Text.Encoding.UTF8.GetString(blobs[1]), blobs[2], numReturns);
+            await worker.RespondAsync(seq, true, ConcatenateIds(returns)).ConfigureAwait(false);
         }
         catch (TicketException ex)
         {

@@ -44,7 +44,6 @@ public abstract class ObjectRef : IPickleStubSource, IEquatable<ObjectRef>, IAsy
             return;
         }
 
-        GC.SuppressFinalize(this);
         RayId id;
         try
         {

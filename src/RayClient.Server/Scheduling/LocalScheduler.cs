@@ -56,14 +56,12 @@ internal sealed class TaskSpec
     public HashSet<TaskSpec> Children { get; } = [];
 
     /// <summary>
-    /// How many <c>ray.get</c> calls of the task wait now (its threads may wait concurrently). While
-    /// any does, the task has lent its resources back to the scheduler, as a blocked Ray worker
-    /// does (so children can run; no deadlock on a full node). Guarded by the scheduler's lock.
+    /// How many <c>ray.get</c> calls of the running task wait now (its threads may wait
+    /// concurrently). While any does, the task has lent its resources back to the scheduler, as a
+    /// blocked Ray worker does (so children can run; no deadlock on a full node). Guarded by the
+    /// scheduler's lock.
     /// </summary>
     public int BlockedGets { get; set; }
-
-    /// <summary>True while the task's resources are lent (see <see cref="BlockedGets"/>).</summary>
-    public bool ResourcesLent { get; set; }
 }
 
 /// <summary>
@@ -429,12 +427,9 @@ internal sealed partial class LocalScheduler
 
             lock (_lock)
             {
+                var lent = task.BlockedGets > 0; // then already given back while it waited in ray.get
                 task.BlockedGets = 0;
-                if (task.ResourcesLent)
-                {
-                    task.ResourcesLent = false; // already given back while it waited in ray.get
-                }
-                else
+                if (!lent)
                 {
                     foreach (var (name, amount) in task.Resources)
                     {
@@ -581,7 +576,6 @@ internal sealed partial class LocalScheduler
                 return;
             }
 
-            task.ResourcesLent = true;
             foreach (var (name, amount) in task.Resources)
             {
                 _available[name] += amount;
@@ -600,12 +594,11 @@ internal sealed partial class LocalScheduler
     {
         lock (_lock)
         {
-            if (task.BlockedGets == 0 || --task.BlockedGets > 0 || !task.ResourcesLent)
+            if (task.BlockedGets == 0 || --task.BlockedGets > 0)
             {
                 return;
             }
 
-            task.ResourcesLent = false;
             foreach (var (name, amount) in task.Resources)
             {
                 _available[name] -= amount;

@@ -427,14 +427,8 @@ internal sealed partial class DataStreamerService
         }
 
         var spec = _state.PrepareTask(session, task.Name, function.Id.Hex, function.Data, args, TaskOptionsReader.Read(task.Options?.PickledOptions), parent: null);
-        var ticket = new ClientTaskTicket { Valid = true };
-        foreach (var output in spec.Returns)
-        {
-            ticket.ReturnIds.Add(UnsafeByteOperations.UnsafeWrap(output.Id.Bytes));
-        }
-
         accepted = spec;
-        return ticket;
+        return TicketFor(spec.Returns);
     }
 
     // ------------------------------------------------------------------------------------------
@@ -517,19 +511,19 @@ internal sealed partial class DataStreamerService
             throw new TicketException(ServerErrors.ValueError($"Can't run an actor the server doesn't have a handle for ({Convert.ToHexStringLower(task.PayloadId.Span)})."));
         }
 
-        var options = TaskOptionsReader.Read(task.Options?.PickledOptions);
-        var held = RefScanner.FindHeld(session, args, out var topLevel);
-        var returns = new StoredObject[options.NumReturns];
+        var returns = _state.SubmitActorCall(session, actor, task.Name, args, TaskOptionsReader.Read(task.Options?.PickledOptions).NumReturns);
+        return TicketFor(returns);
+    }
+
+    /// <summary>A valid ticket naming the work's result objects.</summary>
+    private static ClientTaskTicket TicketFor(StoredObject[] returns)
+    {
         var ticket = new ClientTaskTicket { Valid = true };
-        for (var i = 0; i < returns.Length; i++)
+        foreach (var output in returns)
         {
-            returns[i] = _state.Store.Create();
-            session.Hold(returns[i]);
-            returns[i].AddReference(); // the call's own, dropped when it finishes
-            ticket.ReturnIds.Add(UnsafeByteOperations.UnsafeWrap(returns[i].Id.Bytes));
+            ticket.ReturnIds.Add(UnsafeByteOperations.UnsafeWrap(output.Id.Bytes));
         }
 
-        _state.Actors.Submit(actor, new Actors.ActorCall { Client = session, Method = task.Name, Args = args, Returns = returns, Dependencies = topLevel, Held = held });
         return ticket;
     }
 

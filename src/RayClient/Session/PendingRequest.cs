@@ -86,11 +86,7 @@ internal sealed class PendingRequest
         var rented = PooledWire.TakeRentedBuffer(chunk); // the chunk's bytes may live in a pooled buffer
         if (chunk.ChunkId < _nextChunk || chunk.ChunkId > _nextChunk)
         {
-            if (rented is not null)
-            {
-                ArrayPool<byte>.Shared.Return(rented);
-            }
-
+            Return(rented);
             if (chunk.ChunkId < _nextChunk)
             {
                 return null; // duplicate after a replay
@@ -110,11 +106,7 @@ internal sealed class PendingRequest
         {
             if (chunk.TotalSize > (ulong)Array.MaxLength)
             {
-                if (rented is not null)
-                {
-                    ArrayPool<byte>.Shared.Return(rented);
-                }
-
+                Return(rented);
                 throw new RayObjectTooLargeException(
                     string.Create(System.Globalization.CultureInfo.InvariantCulture, $"The object is {chunk.TotalSize / 1e9:0.00} GB, more than one .NET value can hold ({Array.MaxLength / 1e9:0.00} GB). Have Python split it into several objects and get them one by one."),
                     (long)Math.Min(chunk.TotalSize, long.MaxValue));
@@ -125,20 +117,13 @@ internal sealed class PendingRequest
 
         if (_received + (long)chunk.Data.Length > _assembly.Length)
         {
-            if (rented is not null)
-            {
-                ArrayPool<byte>.Shared.Return(rented);
-            }
-
+            Return(rented);
             throw new RayConnectionException($"The chunks of an object add up to more than its announced size of {chunk.TotalSize} bytes.", isTransient: false);
         }
 
         chunk.Data.Span.CopyTo(_assembly.AsSpan(_received));
         _received += chunk.Data.Length;
-        if (rented is not null)
-        {
-            ArrayPool<byte>.Shared.Return(rented);
-        }
+        Return(rented);
         _nextChunk = chunk.ChunkId + 1;
         Request.Get.StartChunkId = _nextChunk;
         if (_nextChunk < total)
@@ -151,12 +136,13 @@ internal sealed class PendingRequest
         return result;
     }
 
-    private void ReturnAssembly()
+    private void ReturnAssembly() => Return(Interlocked.Exchange(ref _assembly, null));
+
+    private static void Return(byte[]? rented)
     {
-        var buffer = Interlocked.Exchange(ref _assembly, null);
-        if (buffer is not null)
+        if (rented is not null)
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            ArrayPool<byte>.Shared.Return(rented);
         }
     }
 }
