@@ -6,11 +6,41 @@ namespace RayClient.Cli;
 /// <summary>Builds the <c>rayclient</c> command tree; tests invoke it with their own writers.</summary>
 internal static class CliApp
 {
-    public static RootCommand BuildRootCommand(TextWriter output, TextWriter error)
+    /// <summary>The command users type (the .NET tool's <c>ToolCommandName</c>), shown in usage text whatever the host process is called.</summary>
+    public const string ToolName = "rayclient";
+
+    public static Command BuildRootCommand(TextWriter output, TextWriter error)
     {
-        var root = new RootCommand("rayclient: run Python tasks on Ray from .NET. 'demo' runs Ray's Fibonacci job example on the embedded server; 'start' serves the embedded server.");
+        // A RootCommand names itself after the host executable (RayClient.Cli under `dotnet run`,
+        // testhost in tests); a plain command with the help and version options reads "rayclient" everywhere.
+        var root = new Command(ToolName, "rayclient: run Python tasks on Ray from .NET. 'demo' runs Ray's Fibonacci job example on the embedded server; 'start' serves the embedded server.")
+        {
+            Options = { new System.CommandLine.Help.HelpOption(), new VersionOption() },
+        };
         root.Subcommands.Add(DemoCommand.Create(output, error));
         root.Subcommands.Add(StartCommand.Create(output, error));
         return root;
+    }
+
+    /// <summary>Runs the command line; a usage error or a failure is one <c>error:</c> line on stderr and exit code 1, never a stack trace.</summary>
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
+    {
+        var parse = BuildRootCommand(output, error).Parse(args);
+        if (parse.Errors.Count > 0 && !args.Any(a => a is "-h" or "--help" or "-?"))
+        {
+            // One line per usage error (the first), as for every other failure; --help shows the usage.
+            await error.WriteLineAsync($"error: {parse.Errors[0].Message} (see '{ToolName} {string.Join(' ', args.TakeWhile(a => !a.StartsWith('-')))} --help')".Replace("  --help", " --help", StringComparison.Ordinal)).ConfigureAwait(false);
+            return 1;
+        }
+
+        try
+        {
+            return await parse.InvokeAsync(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (CliErrors.IsUserFacing(ex))
+        {
+            await CliErrors.WriteAsync(error, ex).ConfigureAwait(false);
+            return 1;
+        }
     }
 }

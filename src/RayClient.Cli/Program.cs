@@ -2,6 +2,5 @@ namespace RayClient.Cli;
 
 internal static class Program
 {
-    private static Task<int> Main(string[] args) =>
-        CliApp.BuildRootCommand(Console.Out, Console.Error).Parse(args).InvokeAsync();
+    private static Task<int> Main(string[] args) => CliApp.RunAsync(args, Console.Out, Console.Error);
 }

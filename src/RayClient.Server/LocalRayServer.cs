@@ -67,6 +67,7 @@ public sealed class LocalRayServer : IAsyncDisposable
     {
         options ??= new LocalRayServerOptions();
         options.Validate();
+        var listenAddress = await options.ResolveListenAddressAsync(cancellationToken).ConfigureAwait(false);
         var ownsWorkDirectory = options.WorkDirectory is null;
         var workDirectory = options.WorkDirectory ?? Path.Combine(Path.GetTempPath(), "rayclient-server", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(workDirectory);
@@ -104,7 +105,7 @@ public sealed class LocalRayServer : IAsyncDisposable
             kestrel.Limits.KeepAliveTimeout = TimeSpan.FromDays(1);
             kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(30);
             kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(60);
-            kestrel.Listen(IPAddress.Parse(options.Host), options.Port, listen => listen.Protocols = HttpProtocols.Http2);
+            kestrel.Listen(listenAddress, options.Port, listen => listen.Protocols = HttpProtocols.Http2);
         });
 
         var app = builder.Build();
@@ -123,7 +124,7 @@ public sealed class LocalRayServer : IAsyncDisposable
 
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
         var port = new Uri(addresses.First()).Port;
-        return new LocalRayServer(app, state, faults, workDirectory, ownsWorkDirectory, port, options.Host);
+        return new LocalRayServer(app, state, faults, workDirectory, ownsWorkDirectory, port, listenAddress.ToString());
     }
 
     /// <summary>Stops the server, its sessions and its workers.</summary>

@@ -5,7 +5,10 @@ namespace RayClient.Server;
 /// <summary>Settings of a <see cref="LocalRayServer"/>.</summary>
 public sealed class LocalRayServerOptions
 {
-    /// <summary>Address to listen on. Default: 127.0.0.1 (loopback only: the server runs arbitrary Python for its clients).</summary>
+    /// <summary>
+    /// Address to listen on: an IP address, or a host name (<c>localhost</c> is 127.0.0.1; other names
+    /// are resolved once, at start). Default: 127.0.0.1 (loopback only: the server runs arbitrary Python for its clients).
+    /// </summary>
     public string Host { get; set; } = "127.0.0.1";
 
     /// <summary>TCP port; 0 picks a free one. Default: 0. (<c>rayclient start</c> uses 10001, Ray's client-server port.)</summary>
@@ -51,11 +54,50 @@ public sealed class LocalRayServerOptions
             ? TimeSpan.FromSeconds(seconds)
             : TimeSpan.FromSeconds(30));
 
+    /// <summary>The IP address <see cref="Host"/> names.</summary>
+    /// <exception cref="ArgumentException">The host is neither an IP address nor a name that resolves.</exception>
+    internal async Task<System.Net.IPAddress> ResolveListenAddressAsync(CancellationToken cancellationToken)
+    {
+        var host = Host.Trim();
+        if (host.StartsWith('[') && host.EndsWith(']'))
+        {
+            host = host[1..^1];
+        }
+
+        if (System.Net.IPAddress.TryParse(host, out var address))
+        {
+            return address;
+        }
+
+        if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase))
+        {
+            return System.Net.IPAddress.Loopback;
+        }
+
+        System.Net.IPAddress[] found;
+        try
+        {
+            found = await System.Net.Dns.GetHostAddressesAsync(host, cancellationToken).ConfigureAwait(false);
+        }
+        catch (System.Net.Sockets.SocketException ex)
+        {
+            throw new ArgumentException($"Cannot listen on '{Host}': it is not an IP address and the host name does not resolve ({ex.Message}). Use an address such as 127.0.0.1.", nameof(Host), ex);
+        }
+
+        return found.FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork) ?? found.FirstOrDefault()
+            ?? throw new ArgumentException($"Cannot listen on '{Host}': the host name resolves to no address. Use an address such as 127.0.0.1.", nameof(Host));
+    }
+
     internal void Validate()
     {
+        if (string.IsNullOrWhiteSpace(Host))
+        {
+            throw new ArgumentException("Host must name an address to listen on, such as 127.0.0.1.", nameof(Host));
+        }
+
         if (Port is < 0 or > 65535)
         {
-            throw new ArgumentOutOfRangeException(nameof(Port), Port, "Must be 0 (any free port) to 65535.");
+            throw new ArgumentOutOfRangeException(nameof(Port), Port, $"The port {Port} is not a TCP port: use 0 (any free port) to 65535.");
         }
 
         if (NumCpus < 0 || NumGpus < 0 || !double.IsFinite(NumCpus) || !double.IsFinite(NumGpus))

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using RayClient.Cli;
 
 namespace RayClient.FunctionalTests;
@@ -30,5 +31,135 @@ public sealed class CliTests
 
         Assert.Equal(1, exit);
         Assert.Contains("connection refused", error.ToString());
+    }
+
+    [Theory]
+    [InlineData("http://127.0.0.1:8265", "ray://<head-node>:10001")]
+    [InlineData("ray://", "ray://<head-node>:10001")]
+    [InlineData("ray://127.0.0.1:99999", "not a TCP port")]
+    public async Task Demo_BadAddress_PrintsOneErrorLineAndExits1(string address, string advice)
+    {
+        var (exit, _, error) = await RunAsync("demo", "--address", address);
+
+        Assert.Equal(1, exit);
+        AssertOneErrorLine(error, advice);
+    }
+
+    [Theory]
+    [InlineData("--port=99999", "not a TCP port")]
+    [InlineData("--port=abc", "--port")]
+    [InlineData("--host=no-such-host.invalid", "does not resolve")]
+    [InlineData("--python=/nonexistent/python3", "RAYCLIENT_PYTHON")]
+    public async Task Start_BadInput_PrintsOneErrorLineAndExits1(string option, string advice)
+    {
+        var (exit, _, error) = await RunAsync("start", option);
+
+        Assert.Equal(1, exit);
+        AssertOneErrorLine(error, advice);
+    }
+
+    [Fact]
+    public async Task Start_HostLocalhost_ServesClients()
+    {
+        using var output = new SignallingWriter("listening at ");
+        using var error = new StringWriter();
+        using var stop = new CancellationTokenSource();
+
+        var run = CliApp.RunAsync(["start", "--host", "localhost", "--port", "0", "--num-cpus", "1"], output, error, stop.Token);
+        var line = await output.Matched.WaitAsync(TimeSpan.FromSeconds(60));
+        try
+        {
+            var address = line[(line.IndexOf("ray://", StringComparison.Ordinal))..].Split(' ')[0].TrimEnd('.');
+            Assert.StartsWith("ray://127.0.0.1:", address);
+            await using var ray = await RaySession.ConnectAsync(new RaySessionOptions { Address = address });
+            Assert.Equal(1, (await ray.GetClusterResourcesAsync())["CPU"]);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+        }
+
+        Assert.Equal(0, await run.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(string.Empty, error.ToString());
+    }
+
+    [Fact]
+    public async Task Help_NamesTheToolRayclient()
+    {
+        var (exit, output, _) = await RunAsync("--help");
+
+        Assert.Equal(0, exit);
+        Assert.Contains("rayclient [command] [options]", output);
+        Assert.DoesNotContain("RayClient.Cli", output);
+        Assert.DoesNotContain("testhost", output);
+    }
+
+    [Fact]
+    public async Task Process_BadAddress_ExitsWith1AndNoStackTrace()
+    {
+        // The real executable: what a user sees in a terminal, including the host's own exception handling.
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        info.ArgumentList.Add(typeof(CliApp).Assembly.Location);
+        info.ArgumentList.Add("demo");
+        info.ArgumentList.Add("--address");
+        info.ArgumentList.Add("http://127.0.0.1:8265");
+        using var process = Process.Start(info)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+
+        Assert.Equal(1, process.ExitCode);
+        AssertOneErrorLine(await stderr, "ray://<head-node>:10001");
+        Assert.Equal(string.Empty, await stdout);
+    }
+
+    private static async Task<(int Exit, string Output, string Error)> RunAsync(params string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var exit = await CliApp.RunAsync(args, output, error);
+        return (exit, output.ToString(), error.ToString());
+    }
+
+    private static void AssertOneErrorLine(string error, string advice)
+    {
+        var lines = error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.True(lines.Length == 1, $"expected one line, got:\n{error}");
+        Assert.StartsWith("error: ", lines[0]);
+        Assert.Contains(advice, lines[0]);
+        Assert.DoesNotContain("Exception", lines[0]);
+        Assert.DoesNotContain("(Parameter", lines[0]);
+    }
+
+    /// <summary>A writer that completes <see cref="Matched"/> with the first line containing a marker (the CLI writes from another thread).</summary>
+    private sealed class SignallingWriter(string marker) : StringWriter
+    {
+        private readonly TaskCompletionSource<string> _matched = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task<string> Matched => _matched.Task;
+
+        public override Task WriteLineAsync(string? value)
+        {
+            lock (this)
+            {
+                base.WriteLine(value);
+            }
+
+            if (value is not null && value.Contains(marker, StringComparison.Ordinal))
+            {
+                _matched.TrySetResult(value);
+            }
+
+            return Task.CompletedTask;
+        }
     }
 }

@@ -73,9 +73,9 @@ internal static class DemoCommand
             await output.WriteLineAsync($"[{string.Join(", ", results.Select(r => r.ToString(CultureInfo.InvariantCulture)))}]").ConfigureAwait(false);
             return 0;
         }
-        catch (RayException ex)
+        catch (Exception ex) when (CliErrors.IsUserFacing(ex))
         {
-            await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            await CliErrors.WriteAsync(error, ex).ConfigureAwait(false);
             return 1;
         }
         finally

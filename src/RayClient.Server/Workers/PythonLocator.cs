@@ -39,7 +39,7 @@ internal static class PythonLocator
             {
                 throw new InvalidOperationException(
                     $"The embedded Ray server needs Python 3.8 or later, but '{candidate}' could not be started ({ex.Message}). " +
-                    "Install python3, or set LocalRayServerOptions.PythonExecutable or RAYCLIENT_PYTHON to an interpreter.", ex);
+                    "Install python3, or name an interpreter with LocalRayServerOptions.PythonExecutable (rayclient start --python) or the environment variable RAYCLIENT_PYTHON.", ex);
             }
 
             using (process)
