@@ -42,6 +42,15 @@ public sealed class LocalRayServer : IAsyncDisposable
     /// <summary>The TCP port the server listens on.</summary>
     public int Port { get; }
 
+    /// <summary>The IP address the server listens on.</summary>
+    public IPAddress ListenAddress { get; private init; } = IPAddress.Loopback;
+
+    /// <summary>Whether clients must connect with TLS.</summary>
+    public bool UsesTls { get; private init; }
+
+    /// <summary>Whether clients must send the token.</summary>
+    public bool RequiresToken { get; private init; }
+
     /// <summary>Fault-injection hooks for tests.</summary>
     public ServerFaults Faults { get; }
 
@@ -68,6 +77,7 @@ public sealed class LocalRayServer : IAsyncDisposable
         options ??= new LocalRayServerOptions();
         options.Validate();
         var listenAddress = await options.ResolveListenAddressAsync(cancellationToken).ConfigureAwait(false);
+        var security = ServerSecurity.Resolve(options, listenAddress);
         var ownsWorkDirectory = options.WorkDirectory is null;
         var workDirectory = options.WorkDirectory ?? Path.Combine(Path.GetTempPath(), "rayclient-server", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(workDirectory);
@@ -105,10 +115,15 @@ public sealed class LocalRayServer : IAsyncDisposable
             kestrel.Limits.KeepAliveTimeout = TimeSpan.FromDays(1);
             kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(30);
             kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(60);
-            kestrel.Listen(listenAddress, options.Port, listen => listen.Protocols = HttpProtocols.Http2);
+            kestrel.Listen(listenAddress, options.Port, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                security.ConfigureEndpoint(listen);
+            });
         });
 
         var app = builder.Build();
+        app.Use(security.AuthenticateAsync);
         app.MapGrpcService<DriverService>();
         app.MapGrpcService<DataStreamerService>();
         app.MapGrpcService<LogStreamerService>();
@@ -124,7 +139,12 @@ public sealed class LocalRayServer : IAsyncDisposable
 
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
         var port = new Uri(addresses.First()).Port;
-        return new LocalRayServer(app, state, faults, workDirectory, ownsWorkDirectory, port, listenAddress.ToString());
+        return new LocalRayServer(app, state, faults, workDirectory, ownsWorkDirectory, port, listenAddress.ToString())
+        {
+            ListenAddress = listenAddress,
+            UsesTls = security.Certificate is not null,
+            RequiresToken = security.RequiresToken,
+        };
     }
 
     /// <summary>Stops the server, its sessions and its workers.</summary>

@@ -39,6 +39,40 @@ public sealed class LocalRayServerOptions
     /// </summary>
     public TimeSpan? ReconnectGracePeriod { get; set; }
 
+    /// <summary>
+    /// The token every client must send (Ray's token authentication, <c>authorization: Bearer &lt;token&gt;</c>);
+    /// a call without it is refused with UNAUTHENTICATED, as by Ray. Default: null, meaning no token unless
+    /// <see cref="TokenAuthentication"/> is on. Never logged.
+    /// </summary>
+    public string? AuthToken { get; set; }
+
+    /// <summary>
+    /// Require a token found where Ray looks for it (<c>RAY_AUTH_TOKEN</c>, the file named by <c>RAY_AUTH_TOKEN_PATH</c>,
+    /// <c>~/.ray/auth_token</c>); starting fails when there is none. Default: false, or true when <c>RAY_AUTH_MODE=token</c>.
+    /// </summary>
+    public bool TokenAuthentication { get; set; }
+
+    /// <summary>
+    /// Allow listening on a non-loopback address without a token, which lets anyone who can reach the
+    /// port run any Python code as this user. Default: false (such a start is refused).
+    /// </summary>
+    public bool AllowUnauthenticatedNetworkAccess { get; set; }
+
+    /// <summary>
+    /// PEM certificate (chain) of the server; with <see cref="TlsKeyFile"/> the server speaks TLS (HTTP/2 over TLS).
+    /// Default: null, meaning <c>RAY_TLS_SERVER_CERT</c> when <c>RAY_USE_TLS</c> is 1/true (then, as Ray, the key and CA variables are required too).
+    /// </summary>
+    public string? TlsCertificateFile { get; set; }
+
+    /// <summary>PEM private key of <see cref="TlsCertificateFile"/>. Default: null, meaning <c>RAY_TLS_SERVER_KEY</c> when <c>RAY_USE_TLS</c> is set.</summary>
+    public string? TlsKeyFile { get; set; }
+
+    /// <summary>
+    /// PEM CA certificate(s): clients must present a certificate issued by it (mutual TLS, as Ray's
+    /// <c>require_client_auth</c>). Default: null, meaning <c>RAY_TLS_CA_CERT</c> when <c>RAY_USE_TLS</c> is set, else no client certificates.
+    /// </summary>
+    public string? TlsCaCertificateFile { get; set; }
+
     /// <summary>Logging. Default: none.</summary>
     public ILoggerFactory? LoggerFactory { get; set; }
 

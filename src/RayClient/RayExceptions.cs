@@ -115,6 +115,17 @@ public class RayNotARayServerException : RayConnectionException
     public RayNotARayServerException(string message, Exception? innerException = null) : base(message, isTransient: false, innerException) { }
 }
 
+/// <summary>
+/// The server refused this client's credentials (a missing or wrong token of Ray's token
+/// authentication), or the TLS handshake failed (the server's certificate is not trusted, or the
+/// server requires a client certificate). Not transient: retrying with the same settings fails again.
+/// </summary>
+public class RayAuthenticationException : RayConnectionException
+{
+    /// <summary>Creates the exception.</summary>
+    public RayAuthenticationException(string message, Exception? innerException = null) : base(message, isTransient: false, innerException) { }
+}
+
 /// <summary>The session was lost: the server forgot it, or it could not be resumed within the reconnect grace period.</summary>
 public class RaySessionLostException : RayConnectionException
 {

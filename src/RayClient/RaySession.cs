@@ -29,13 +29,17 @@ public sealed partial class RaySession : IAsyncDisposable
     private readonly TimeSpan _grace;
     private readonly Metadata _unaryMetadata;
     private readonly CancellationTokenSource _lifetime = new();
+    private readonly string? _authToken;
+    private readonly bool _usesTls;
     private DataChannel _data = null!;
     private ReferenceTracker _references = null!;
     private System.Threading.Tasks.Task? _logPump;
     private int _disposed;
 
-    private RaySession(RaySessionOptions options, RayAddress address, GrpcChannel channel, TimeSpan grace, ILogger logger)
+    private RaySession(RaySessionOptions options, RayAddress address, GrpcChannel channel, TimeSpan grace, ILogger logger, bool usesTls, string? authToken)
     {
+        _usesTls = usesTls;
+        _authToken = authToken;
         _options = options;
         Address = address;
         _channel = channel;
@@ -105,10 +109,11 @@ public sealed partial class RaySession : IAsyncDisposable
         var address = RayAddress.Parse(options.Address);
         var grace = options.ResolveGracePeriod();
         var logger = options.LoggerFactory?.CreateLogger("RayClient") ?? (ILogger)NullLogger.Instance;
-        var useTls = options.UseTls || IsTrue(Environment.GetEnvironmentVariable("RAY_USE_TLS"));
-        var channel = GrpcChannel.ForAddress(address.ToHttpUri(useTls), new GrpcChannelOptions
+        var tls = RayTlsSettings.Resolve(options);
+        var authToken = options.AuthToken ?? RayAuthToken.FromEnvironment(includeDefaultFile: RayAuthToken.IsTokenModeEnabled());
+        var channel = GrpcChannel.ForAddress(address.ToHttpUri(tls.Enabled), new GrpcChannelOptions
         {
-            HttpHandler = new SocketsHttpHandler
+            HttpHandler = tls.Apply(new SocketsHttpHandler
             {
                 KeepAlivePingDelay = options.KeepAlivePingDelay,
                 KeepAlivePingTimeout = options.KeepAlivePingTimeout,
@@ -119,14 +124,14 @@ public sealed partial class RaySession : IAsyncDisposable
                 ConnectTimeout = options.ConnectTimeout,
                 PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
                 InitialHttp2StreamWindowSize = 8 * 1024 * 1024,
-            },
+            }),
             // Ray sets 2 GiB limits; older servers send 64 MiB chunks (ray-versions.md row 14).
             MaxReceiveMessageSize = null,
             MaxSendMessageSize = null,
             DisposeHttpClient = true,
         });
 
-        var session = new RaySession(options, address, channel, grace, logger);
+        var session = new RaySession(options, address, channel, grace, logger, tls.Enabled, authToken);
         try
         {
             await session.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -245,7 +250,7 @@ public sealed partial class RaySession : IAsyncDisposable
             }
             catch (Exception ex)
             {
-                var classified = RayErrors.ClassifyConnectFailure(ex, Address, timeout);
+                var classified = RayErrors.ClassifyConnectFailure(ex, Address, timeout, sentToken: _authToken is not null, usedTls: _usesTls);
                 if (!classified.IsTransient)
                 {
                     throw classified;
@@ -281,10 +286,9 @@ public sealed partial class RaySession : IAsyncDisposable
             metadata.Add(key, value);
         }
 
-        var token = _options.AuthToken ?? NullIfEmpty(Environment.GetEnvironmentVariable("RAY_AUTH_TOKEN"));
-        if (token is not null)
+        if (_authToken is not null)
         {
-            metadata.Add("authorization", $"Bearer {token}");
+            metadata.Add(RayAuthToken.HeaderName, $"Bearer {_authToken}");
         }
 
         if (reconnecting is { } isReconnecting)

@@ -48,11 +48,34 @@ public sealed class RaySessionOptions
     /// <summary>Extra gRPC metadata sent on every call (e.g. a proxy's bearer token). Default: none.</summary>
     public IList<KeyValuePair<string, string>> Metadata { get; } = new List<KeyValuePair<string, string>>();
 
-    /// <summary>Token for clusters with token authentication (<c>authorization: Bearer</c>). Default: null, or <c>RAY_AUTH_TOKEN</c>.</summary>
+    /// <summary>
+    /// Token for clusters with Ray's token authentication (Ray 2.52+, sent as <c>authorization: Bearer &lt;token&gt;</c>).
+    /// Default: null, meaning where Ray looks: <c>RAY_AUTH_TOKEN</c>, else the file named by <c>RAY_AUTH_TOKEN_PATH</c>,
+    /// else (when <c>RAY_AUTH_MODE=token</c>) <c>~/.ray/auth_token</c>; no token when none is set.
+    /// </summary>
     public string? AuthToken { get; set; }
 
-    /// <summary>Use TLS. Default: false, or true when <c>RAY_USE_TLS</c> is 1/true.</summary>
+    /// <summary>
+    /// Use TLS. Default: false, or true when <c>RAY_USE_TLS</c> is 1/true (as Ray's client); setting
+    /// <see cref="TlsCaCertificateFile"/> or <see cref="TlsCertificateFile"/> also turns it on.
+    /// </summary>
     public bool UseTls { get; set; }
+
+    /// <summary>
+    /// PEM file of the CA certificate(s) that signed the server's certificate; only they are trusted
+    /// (a cluster with a private CA). Default: null, meaning <c>RAY_TLS_CA_CERT</c> when <c>RAY_USE_TLS</c> is set,
+    /// else the system trust store.
+    /// </summary>
+    public string? TlsCaCertificateFile { get; set; }
+
+    /// <summary>
+    /// PEM certificate (chain) this client presents to a server that requires mutual TLS, with <see cref="TlsKeyFile"/>.
+    /// Default: null, meaning <c>RAY_TLS_SERVER_CERT</c> when <c>RAY_USE_TLS</c> is set (Ray's client presents that certificate).
+    /// </summary>
+    public string? TlsCertificateFile { get; set; }
+
+    /// <summary>PEM private key of <see cref="TlsCertificateFile"/>. Default: null, meaning <c>RAY_TLS_SERVER_KEY</c> when <c>RAY_USE_TLS</c> is set.</summary>
+    public string? TlsKeyFile { get; set; }
 
     /// <summary>
     /// Progress of runtime-env package uploads (hashing, zipping, uploading each local

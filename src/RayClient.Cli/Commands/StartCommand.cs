@@ -12,14 +12,36 @@ internal static class StartCommand
         var host = new Option<string>("--host") { Description = "Address to listen on: an IP address or a host name such as localhost (loopback by default: the server runs arbitrary Python).", DefaultValueFactory = _ => "127.0.0.1" };
         var cpus = new Option<double?>("--num-cpus") { Description = "CPUs offered to tasks (default: the machine's)." };
         var python = new Option<string?>("--python") { Description = "Python interpreter for the workers (default: RAYCLIENT_PYTHON, else python3 on PATH)." };
+        var tokenAuth = new Option<bool>("--token-auth") { Description = "Require Ray's token authentication, with the token found as Ray finds it: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token (default: on when RAY_AUTH_MODE=token)." };
+        var tokenFile = new Option<string?>("--auth-token-file") { Description = "Require the token in the first line of this file (clients send it as RAY_AUTH_TOKEN does)." };
+        var tlsCert = new Option<string?>("--tls-cert") { Description = "PEM certificate of the server: serve TLS (default: RAY_TLS_SERVER_CERT when RAY_USE_TLS=1)." };
+        var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert (default: RAY_TLS_SERVER_KEY when RAY_USE_TLS=1)." };
+        var tlsCa = new Option<string?>("--tls-ca-cert") { Description = "PEM CA: clients must present a certificate it issued, mutual TLS (default: RAY_TLS_CA_CERT when RAY_USE_TLS=1)." };
+        var allowOpen = new Option<bool>("--allow-unauthenticated-network-access") { Description = "DANGEROUS: listen on a non-loopback --host without a token, letting anyone who reaches the port run any Python code as you." };
         var command = new Command("start", "Serve the embedded Ray client server until Ctrl+C.");
         command.Options.Add(port);
         command.Options.Add(host);
         command.Options.Add(cpus);
         command.Options.Add(python);
+        command.Options.Add(tokenAuth);
+        command.Options.Add(tokenFile);
+        command.Options.Add(tlsCert);
+        command.Options.Add(tlsKey);
+        command.Options.Add(tlsCa);
+        command.Options.Add(allowOpen);
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var options = new LocalRayServerOptions { Port = parse.GetValue(port), Host = parse.GetValue(host)!, PythonExecutable = parse.GetValue(python) };
+            var options = new LocalRayServerOptions
+            {
+                Port = parse.GetValue(port),
+                Host = parse.GetValue(host)!,
+                PythonExecutable = parse.GetValue(python),
+                TokenAuthentication = parse.GetValue(tokenAuth),
+                TlsCertificateFile = parse.GetValue(tlsCert),
+                TlsKeyFile = parse.GetValue(tlsKey),
+                TlsCaCertificateFile = parse.GetValue(tlsCa),
+                AllowUnauthenticatedNetworkAccess = parse.GetValue(allowOpen),
+            };
             if (parse.GetValue(cpus) is { } n)
             {
                 options.NumCpus = n;
@@ -27,8 +49,30 @@ internal static class StartCommand
 
             try
             {
+                if (parse.GetValue(tokenFile) is { } file)
+                {
+                    // As Ray reads token files: the first line, whitespace trimmed.
+                    string? line;
+                    try
+                    {
+                        line = File.ReadLines(file).FirstOrDefault()?.Trim();
+                    }
+                    catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                    {
+                        throw new ArgumentException($"--auth-token-file: cannot read '{file}': {ex.Message}", ex);
+                    }
+
+                    options.AuthToken = string.IsNullOrEmpty(line) ? throw new ArgumentException($"--auth-token-file: the first line of '{file}' is empty.") : line;
+                }
+
                 await using var server = await LocalRayServer.StartAsync(options, cancellationToken).ConfigureAwait(false);
-                await output.WriteLineAsync($"Embedded Ray server listening at {server.Address}. Press Ctrl+C to stop.").ConfigureAwait(false);
+                if (options.AllowUnauthenticatedNetworkAccess && !server.RequiresToken && !System.Net.IPAddress.IsLoopback(server.ListenAddress))
+                {
+                    await error.WriteLineAsync($"WARNING: {server.Address} accepts clients WITHOUT authentication: anyone who can reach this port can run any Python code as this user.").ConfigureAwait(false);
+                }
+
+                await output.WriteLineAsync(
+                    $"Embedded Ray server listening at {server.Address}{(server.UsesTls ? " (TLS)" : string.Empty)}{(server.RequiresToken ? ", token required" : string.Empty)}. Press Ctrl+C to stop.").ConfigureAwait(false);
                 try
                 {
                     await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);

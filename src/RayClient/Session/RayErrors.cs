@@ -10,11 +10,19 @@ namespace RayClient.Session;
 /// </summary>
 internal static class RayErrors
 {
-    public static RayConnectionException ClassifyConnectFailure(Exception error, RayAddress address, TimeSpan timeout)
+    public static RayConnectionException ClassifyConnectFailure(Exception error, RayAddress address, TimeSpan timeout, bool sentToken = false, bool usedTls = false)
     {
         if (error is RayConnectionException already)
         {
             return already;
+        }
+
+        if (FindInner<System.Security.Authentication.AuthenticationException>(error) is { } tls)
+        {
+            return new RayAuthenticationException(
+                $"Could not connect to {address}: the TLS handshake failed ({tls.Message}). If the cluster uses a private CA, give its certificate " +
+                "(RaySessionOptions.TlsCaCertificateFile or RAY_TLS_CA_CERT); if it requires mutual TLS, give a client certificate and key " +
+                "(TlsCertificateFile/TlsKeyFile or RAY_TLS_SERVER_CERT/RAY_TLS_SERVER_KEY).", error);
         }
 
         var rpc = error as RpcException;
@@ -44,13 +52,23 @@ internal static class RayErrors
                 || rpc.Status.Detail.Contains("HTTP/2", StringComparison.Ordinal)
                 || rpc.Status.Detail.Contains("protocol", StringComparison.OrdinalIgnoreCase)))
         {
+            if (usedTls && rpc.Status.Detail.Contains("did not complete the HTTP/2 handshake", StringComparison.Ordinal))
+            {
+                // TLS 1.3 servers check the client certificate after the client considers the handshake done:
+                // a refused (or missing) certificate shows up as the connection closing before HTTP/2 starts.
+                return new RayAuthenticationException(
+                    $"{address} closed the connection right after the TLS handshake: it requires a client certificate it trusts (mutual TLS). " +
+                    "Give one issued by the cluster's CA: RaySessionOptions.TlsCertificateFile and TlsKeyFile, or RAY_TLS_SERVER_CERT and RAY_TLS_SERVER_KEY with RAY_USE_TLS=1.", error);
+            }
+
             if (rpc.Status.Detail.Contains("Bad gRPC response", StringComparison.Ordinal)
                 || rpc.Status.Detail.Contains("did not complete the HTTP/2 handshake", StringComparison.Ordinal)
                 || FindInner<HttpRequestException>(error) is { } http && (http.HttpRequestError is HttpRequestError.HttpProtocolError or HttpRequestError.InvalidResponse or HttpRequestError.ResponseEnded or HttpRequestError.VersionNegotiationError))
             {
                 return new RayNotARayServerException(
                     $"{address} answered, but not as a Ray client server (not gRPC over HTTP/2: {rpc.Status.Detail}). " +
-                    $"Check the port: Ray's client server listens on {RayAddress.DefaultPort} of the head node; the dashboard (8265) and the GCS (6379) are other services.", error);
+                    $"Check the port: Ray's client server listens on {RayAddress.DefaultPort} of the head node; the dashboard (8265) and the GCS (6379) are other services." +
+                    (usedTls ? string.Empty : " If the server uses TLS, set RaySessionOptions.UseTls (or RAY_USE_TLS=1)."), error);
             }
         }
 
@@ -60,10 +78,15 @@ internal static class RayErrors
                 $"Could not connect to {address} within {timeout.TotalSeconds:0.#} s: no answer. A firewall may drop the traffic, or the server is overloaded.", isTransient: true, error);
         }
 
-        if (rpc is { StatusCode: StatusCode.Unauthenticated })
+        if (rpc is { StatusCode: StatusCode.Unauthenticated or StatusCode.PermissionDenied })
         {
-            return new RayConnectionException(
-                $"{address} refused the credentials ({rpc.Status.Detail}). Set RaySessionOptions.AuthToken or RAY_AUTH_TOKEN to the cluster's token.", isTransient: false, error);
+            return sentToken
+                ? new RayAuthenticationException(
+                    $"{address} refused the authentication token ({rpc.Status.Detail}). Check that RaySessionOptions.AuthToken " +
+                    "(or RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token) holds the cluster's current token.", error)
+                : new RayAuthenticationException(
+                    $"{address} requires token authentication ({rpc.Status.Detail}), and no token was sent. Set RaySessionOptions.AuthToken, " +
+                    "the environment variable RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH, or RAY_AUTH_MODE=token with the token in ~/.ray/auth_token.", error);
         }
 
         return new RayConnectionException($"Could not connect to {address}: {(rpc?.Status.Detail is { Length: > 0 } d ? d : error.Message)}", isTransient: true, error);
