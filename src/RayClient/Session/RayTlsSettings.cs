@@ -44,13 +44,14 @@ internal sealed class RayTlsSettings
     {
         var envTls = IsTrue(Environment.GetEnvironmentVariable("RAY_USE_TLS"));
         string? Env(string name) => envTls && Environment.GetEnvironmentVariable(name) is { Length: > 0 } value ? value : null;
+        string Source(string? option, string optionName, string variable) => option is null && envTls ? variable : optionName;
 
         var caFile = options.TlsCaCertificateFile ?? Env("RAY_TLS_CA_CERT");
-        var caSource = options.TlsCaCertificateFile is not null ? nameof(RaySessionOptions.TlsCaCertificateFile) : "RAY_TLS_CA_CERT";
+        var caSource = Source(options.TlsCaCertificateFile, nameof(RaySessionOptions.TlsCaCertificateFile), "RAY_TLS_CA_CERT");
         var certFile = options.TlsCertificateFile ?? Env("RAY_TLS_SERVER_CERT");
-        var certSource = options.TlsCertificateFile is not null ? nameof(RaySessionOptions.TlsCertificateFile) : "RAY_TLS_SERVER_CERT";
+        var certSource = Source(options.TlsCertificateFile, nameof(RaySessionOptions.TlsCertificateFile), "RAY_TLS_SERVER_CERT");
         var keyFile = options.TlsKeyFile ?? Env("RAY_TLS_SERVER_KEY");
-        var keySource = options.TlsKeyFile is not null ? nameof(RaySessionOptions.TlsKeyFile) : "RAY_TLS_SERVER_KEY";
+        var keySource = Source(options.TlsKeyFile, nameof(RaySessionOptions.TlsKeyFile), "RAY_TLS_SERVER_KEY");
 
         var enabled = options.UseTls || envTls || options.TlsCaCertificateFile is not null || options.TlsCertificateFile is not null;
         if (!enabled)
