@@ -69,12 +69,33 @@ internal sealed class ServerSecurity
             return;
         }
 
+        listen.Use(next => connection => RefuseCleartextAsync(connection, next));
         listen.UseHttps(new HttpsConnectionAdapterOptions
         {
             ServerCertificate = Certificate,
             ClientCertificateMode = ClientRoots is null ? ClientCertificateMode.NoCertificate : ClientCertificateMode.RequireCertificate,
             ClientCertificateValidation = ClientRoots is null ? null : (certificate, _, _) => IsTrustedClient(certificate),
         });
+    }
+
+    /// <summary>
+    /// Closes a connection whose first byte is not a TLS handshake record (0x16) at once. A cleartext
+    /// HTTP/2 client's preface reads as a TLS record header announcing 8 KiB that never come, so
+    /// without this check it would wait for the whole TLS handshake timeout before learning anything.
+    /// </summary>
+    private static async Task RefuseCleartextAsync(Microsoft.AspNetCore.Connections.ConnectionContext connection, Microsoft.AspNetCore.Connections.ConnectionDelegate next)
+    {
+        var input = connection.Transport.Input;
+        var read = await input.ReadAsync(connection.ConnectionClosed).ConfigureAwait(false);
+        var isTls = !read.Buffer.IsEmpty && read.Buffer.FirstSpan[0] == 0x16;
+        input.AdvanceTo(read.Buffer.Start); // consume nothing: the TLS layer reads the same bytes
+        if (!isTls)
+        {
+            connection.Abort(new Microsoft.AspNetCore.Connections.ConnectionAbortedException("Not a TLS client: this server requires TLS."));
+            return;
+        }
+
+        await next(connection).ConfigureAwait(false);
     }
 
     /// <summary>Refuses a call without the right token before any service sees it (every method, as Ray's interceptor).</summary>

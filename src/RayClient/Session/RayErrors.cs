@@ -35,7 +35,13 @@ internal static class RayErrors
                     $"(`ray start --head` serves it on port {RayAddress.DefaultPort}); or use the embedded LocalRayServer.", isTransient: true, error),
                 SocketError.HostNotFound or SocketError.NoData or SocketError.TryAgain => new RayConnectionException(
                     $"Could not connect to {address}: the host name '{address.Host}' does not resolve.", isTransient: false, error),
-                _ => new RayConnectionException($"Could not connect to {address}: {socket.Message}.", isTransient: true, error),
+                _ => new RayConnectionException(
+                    $"Could not connect to {address}: {socket.Message}." +
+                    (!usedTls && rpc?.Status.Detail.Contains("did not complete the HTTP/2 handshake", StringComparison.Ordinal) == true
+                        ? " The server dropped the connection before HTTP/2 started: if it uses TLS, set RaySessionOptions.UseTls (or RAY_USE_TLS=1)."
+                        : string.Empty),
+                    isTransient: true,
+                    error),
             };
         }
 
