@@ -21,6 +21,7 @@ internal sealed partial class ServerState : IAsyncDisposable
     private readonly RayClient.Server.RuntimeEnv.PackageCache _packages;
     private readonly RayClient.Server.RuntimeEnv.VirtualEnvCache _venvs;
     private readonly ConcurrentDictionary<string, ClientLog> _logs = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _stopping = new();
     private long _jobCounter;
 
     public ServerState(LocalRayServerOptions options, string workDirectory, ILogger logger)
@@ -72,6 +73,15 @@ internal sealed partial class ServerState : IAsyncDisposable
     public KvStore Kv => _kv;
 
     public string NodeId { get; }
+
+    /// <summary>Cancelled when the server begins to stop: new sessions are refused, open streams end.</summary>
+    public CancellationToken Stopping => _stopping.Token;
+
+    /// <summary>The server is stopping: no new sessions.</summary>
+    public bool IsStopping => _stopping.IsCancellationRequested;
+
+    /// <summary>Begins a stop: refuses new sessions from now on and ends the streams that wait on <see cref="Stopping"/>.</summary>
+    public void BeginStop() => _stopping.Cancel();
 
     public int ClientCount => _sessions.Count(s => !s.Value.IsClosed);
 
@@ -484,6 +494,7 @@ internal sealed partial class ServerState : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        BeginStop();
         foreach (var session in _sessions.Values)
         {
             session.PendingCleanup?.Cancel();

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using RayClient.Server;
 
 namespace RayClient.Cli.Commands;
@@ -25,16 +26,43 @@ internal static class StartCommand
 
             try
             {
-                await using var server = await LocalRayServer.StartAsync(options, cancellationToken).ConfigureAwait(false);
-                await output.WriteLineAsync($"Embedded Ray server listening at {server.Address}. Press Ctrl+C to stop.").ConfigureAwait(false);
-                try
+                // SIGINT (Ctrl+C) and SIGTERM stop the server; the default action (an immediate
+                // exit) is cancelled so the workers end and the work dir is deleted first.
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                void OnSignal(PosixSignalContext context)
                 {
-                    await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
+                    context.Cancel = true;
+                    stop.Cancel();
                 }
 
+                using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+                using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+                var server = await LocalRayServer.StartAsync(options, stop.Token).ConfigureAwait(false);
+                try
+                {
+                    await output.WriteLineAsync($"Embedded Ray server listening at {server.Address}. Press Ctrl+C to stop.").ConfigureAwait(false);
+                    await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                    try
+                    {
+                        await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                    }
+
+                    await output.WriteLineAsync("Stopping: refusing new sessions, ending workers.").ConfigureAwait(false);
+                }
+                finally
+                {
+                    await server.DisposeAsync().ConfigureAwait(false);
+                }
+
+                await output.WriteLineAsync("Stopped.").ConfigureAwait(false);
+                await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                return 0;
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested || !cancellationToken.CanBeCanceled)
+            {
                 await output.WriteLineAsync("Stopped.").ConfigureAwait(false);
                 return 0;
             }

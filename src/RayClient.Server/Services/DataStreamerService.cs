@@ -41,6 +41,11 @@ internal sealed partial class DataStreamerService
             throw new RpcException(new Status(StatusCode.InvalidArgument, "The Datapath needs the 'client_id' metadata (32 hex digits), as Ray clients send it."));
         }
 
+        if (_state.IsStopping)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, "The Ray server is shutting down."));
+        }
+
         var reconnectingText = context.RequestHeaders.GetValue("reconnecting");
         var reconnecting = reconnectingText == "True";
         if (reconnectingText is not null and not ("True" or "False"))
