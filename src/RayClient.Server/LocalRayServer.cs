@@ -116,6 +116,10 @@ public sealed class LocalRayServer : IAsyncDisposable
             o.MaxSendMessageSize = null;
             o.EnableDetailedErrors = true;
         });
+        // Unary requests (KVPut the largest) are refused by their length prefix before they are
+        // buffered when over the KV limit (plus room for the key): a 2 GiB KVPut never reaches memory.
+        builder.Services.AddGrpc().AddServiceOptions<DriverService>(o =>
+            o.MaxReceiveMessageSize = (int)Math.Min(int.MaxValue, options.MaxKvValueSize + (1024 * 1024)));
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = null;

@@ -31,8 +31,9 @@ internal sealed partial class ServerState : IAsyncDisposable
         Logger = logger;
         var (python, version) = PythonLocator.Resolve(options.PythonExecutable);
         PythonVersion = version;
-        Store = new ObjectStore();
-        _packages = new RayClient.Server.RuntimeEnv.PackageCache(Path.Combine(workDirectory, "packages"));
+        Store = new ObjectStore(options.ResolveObjectStoreMemory());
+        Uploads = new UploadBudget(options.MaxPendingUploadBytes, options.MaxPendingUploadBytesPerSession);
+        _packages = new RayClient.Server.RuntimeEnv.PackageCache(Path.Combine(workDirectory, "packages"), options.MaxPackageUnpackedSize, options.MaxPackageFiles);
         _venvs = new RayClient.Server.RuntimeEnv.VirtualEnvCache(Path.Combine(workDirectory, "venvs"), python);
         Pool = new WorkerPool(python, Path.Combine(workDirectory, "worker"), Math.Max(2, (int)Math.Ceiling(options.NumCpus) * 2), OnWorkerOutput, OnWorkerCallbackAsync);
         var resources = new Dictionary<string, double>(StringComparer.Ordinal)
@@ -40,7 +41,7 @@ internal sealed partial class ServerState : IAsyncDisposable
             ["CPU"] = options.NumCpus,
             ["GPU"] = options.NumGpus,
             ["memory"] = 8L * 1024 * 1024 * 1024,
-            ["object_store_memory"] = 2L * 1024 * 1024 * 1024,
+            ["object_store_memory"] = Store.Capacity,
             ["node:127.0.0.1"] = 1,
             ["node:__internal_head__"] = 1,
         };
@@ -63,6 +64,9 @@ internal sealed partial class ServerState : IAsyncDisposable
     public string PythonVersion { get; }
 
     public ObjectStore Store { get; }
+
+    /// <summary>Bytes held by unfinished chunked uploads, with their limits.</summary>
+    public UploadBudget Uploads { get; }
 
     public WorkerPool Pool { get; }
 
@@ -95,7 +99,7 @@ internal sealed partial class ServerState : IAsyncDisposable
         {
             var job = Interlocked.Increment(ref _jobCounter);
             var jobId = BitConverter.GetBytes((int)job);
-            return new ClientSession(id, jobId) { GraceSeconds = (int)DefaultGrace.TotalSeconds };
+            return new ClientSession(id, jobId, Uploads) { GraceSeconds = (int)DefaultGrace.TotalSeconds };
         });
     }
 
@@ -119,7 +123,8 @@ internal sealed partial class ServerState : IAsyncDisposable
     /// <summary>Applies the job config of an InitRequest (spec §7): namespace and runtime env.</summary>
     public async Task InitializeAsync(ClientSession session, ByteString jobConfig, int graceSeconds, CancellationToken cancellationToken)
     {
-        session.GraceSeconds = Math.Max(0, graceSeconds);
+        // A client may ask for any grace period; the server keeps a dead session for at most its maximum.
+        session.GraceSeconds = (int)Math.Min(Math.Max(0, graceSeconds), Options.MaxReconnectGracePeriod.TotalSeconds);
         var (rayNamespace, runtimeEnv) = JobConfigReader.Read(jobConfig.Memory);
         session.Namespace = rayNamespace ?? $"anonymous-{Guid.NewGuid():N}";
         session.RuntimeEnv = runtimeEnv ?? new Dictionary<string, object?>();

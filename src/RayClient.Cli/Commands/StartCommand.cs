@@ -16,6 +16,8 @@ internal static class StartCommand
         command.Options.Add(port);
         command.Options.Add(host);
         command.Options.Add(cpus);
+        var limits = new ServerLimitOptions();
+        limits.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
             var options = new LocalRayServerOptions { Port = parse.GetValue(port), Host = parse.GetValue(host)! };
@@ -23,6 +25,8 @@ internal static class StartCommand
             {
                 options.NumCpus = n;
             }
+
+            limits.Apply(parse, options);
 
             try
             {
