@@ -107,6 +107,7 @@ public sealed class LocalRayServer : IAsyncDisposable
         }
 
         builder.Services.AddSingleton(state);
+        builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>, BoundedMemoryPoolFactory>();
         var faults = new ServerFaults();
         builder.Services.AddSingleton(faults);
         builder.Services.AddSingleton<Grpc.AspNetCore.Server.Model.IServiceMethodProvider<DataStreamerService>, DatapathMethodProvider>();

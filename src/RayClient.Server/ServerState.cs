@@ -17,7 +17,8 @@ internal sealed partial class ServerState : IAsyncDisposable
     public const string EmulatedRayVersion = "2.51.0";
 
     private readonly ConcurrentDictionary<string, ClientSession> _sessions = new(StringComparer.Ordinal);
-    private readonly KvStore _kv = new();
+    private readonly MemoryReclaimer _reclaimer;
+    private readonly KvStore _kv;
     private readonly RayClient.Server.RuntimeEnv.PackageCache _packages;
     private readonly RayClient.Server.RuntimeEnv.VirtualEnvCache _venvs;
     private readonly ConcurrentDictionary<string, ClientLog> _logs = new(StringComparer.Ordinal);
@@ -31,7 +32,9 @@ internal sealed partial class ServerState : IAsyncDisposable
         Logger = logger;
         var (python, version) = PythonLocator.Resolve(options.PythonExecutable);
         PythonVersion = version;
-        Store = new ObjectStore(options.ResolveObjectStoreMemory());
+        _reclaimer = new MemoryReclaimer(options.TimeProvider);
+        _kv = new KvStore(_reclaimer);
+        Store = new ObjectStore(options.ResolveObjectStoreMemory(), _reclaimer);
         Uploads = new UploadBudget(options.MaxPendingUploadBytes, options.MaxPendingUploadBytesPerSession);
         _packages = new RayClient.Server.RuntimeEnv.PackageCache(Path.Combine(workDirectory, "packages"), options.MaxPackageUnpackedSize, options.MaxPackageFiles);
         _venvs = new RayClient.Server.RuntimeEnv.VirtualEnvCache(Path.Combine(workDirectory, "venvs"), python);
@@ -75,6 +78,9 @@ internal sealed partial class ServerState : IAsyncDisposable
     public RayClient.Server.Actors.ActorManager Actors { get; }
 
     public KvStore Kv => _kv;
+
+    /// <summary>Returns freed memory to the OS after large frees.</summary>
+    public MemoryReclaimer Reclaimer => _reclaimer;
 
     public string NodeId { get; }
 
@@ -508,5 +514,6 @@ internal sealed partial class ServerState : IAsyncDisposable
 
         _sessions.Clear();
         await Pool.DisposeAsync().ConfigureAwait(false);
+        _reclaimer.Dispose();
     }
 }

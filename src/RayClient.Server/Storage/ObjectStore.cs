@@ -121,7 +121,7 @@ internal sealed class StoredObject
         var accounted = Interlocked.Exchange(ref _accounted, 0);
         if (accounted > 0)
         {
-            _store.Unreserve(accounted);
+            _store.OnFreed(accounted);
         }
 
         var pooled = Interlocked.Exchange(ref _pooled, null);
@@ -137,7 +137,7 @@ internal sealed class StoredObject
 /// The server's object table. An object lives while a client holds it or a queued task needs it;
 /// clients hold what they put, what their tasks return and refs nested in values they got.
 /// </summary>
-internal sealed class ObjectStore(long capacity)
+internal sealed class ObjectStore(long capacity, MemoryReclaimer? reclaimer = null)
 {
     private readonly ConcurrentDictionary<RayId, StoredObject> _objects = new();
     private long _counter;
@@ -178,6 +178,16 @@ internal sealed class ObjectStore(long capacity)
     }
 
     public void Unreserve(long size) => Interlocked.Add(ref _used, -size);
+
+    /// <summary>An object's value was freed (its bytes go back to the OS in time, see <see cref="MemoryReclaimer"/>).</summary>
+    internal void OnFreed(long size)
+    {
+        Unreserve(size);
+        if (size >= 1024 * 1024)
+        {
+            reclaimer?.OnFreed(size);
+        }
+    }
 
     /// <summary>Ray's <c>ObjectStoreFullError</c> for an object of <paramref name="size"/> bytes that does not fit.</summary>
     public byte[] FullError(RayId id, long size) =>
