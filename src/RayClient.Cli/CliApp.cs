@@ -35,7 +35,15 @@ internal static class CliApp
 
         try
         {
-            return await parse.InvokeAsync(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false }, cancellationToken).ConfigureAwait(false);
+            return await parse.InvokeAsync(new InvocationConfiguration
+            {
+                Output = output,
+                Error = error,
+                EnableDefaultExceptionHandler = false,
+                // System.CommandLine would otherwise cancel on SIGINT/SIGTERM and force the exit (code 130)
+                // after 2 s; 'start' handles the signals itself and stops cleanly.
+                ProcessTerminationTimeout = null,
+            }, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (CliErrors.IsUserFacing(ex))
         {

@@ -1,3 +1,5 @@
+using System.CommandLine;
+
 namespace RayClient.Cli;
 
 internal static class Program

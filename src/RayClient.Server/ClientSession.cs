@@ -16,10 +16,13 @@ internal sealed class ClientSession
     private readonly Lock _lock = new();
     private readonly Dictionary<RayId, StoredObject> _objects = [];
 
-    public ClientSession(string clientId, byte[] jobId)
+    public ClientSession(string clientId, byte[] jobId, UploadBudget? uploads = null)
     {
         ClientId = clientId;
         JobId = jobId;
+        var account = (uploads ?? UploadBudget.Unlimited).OpenAccount();
+        PutChunks = new ChunkCollector(Array.MaxLength, account);
+        TaskChunks = new ChunkCollector(Array.MaxLength, account);
     }
 
     public string ClientId { get; }
@@ -43,9 +46,9 @@ internal sealed class ClientSession
 
     public ResponseCache Cache { get; } = new();
 
-    public ChunkCollector PutChunks { get; } = new();
+    public ChunkCollector PutChunks { get; }
 
-    public ChunkCollector TaskChunks { get; } = new();
+    public ChunkCollector TaskChunks { get; }
 
     /// <summary>Incremented by every Datapath stream of this client; a stream only cleans up if it is the newest.</summary>
     public int StreamGeneration;
@@ -266,18 +269,24 @@ internal sealed class ResponseCache
 /// Reassembles a chunked put or task (spec §3.3): chunks of one req_id in order; repeats from a
 /// replay are skipped; a replay that starts over at chunk 0 restarts the collection.
 /// </summary>
-internal sealed class ChunkCollector(long maxSize)
+internal sealed class ChunkCollector(long maxSize, UploadAccount? account = null)
 {
     private readonly List<(ByteString Data, byte[]? Rented)> _chunks = [];
+    private readonly UploadAccount _account = account ?? UploadBudget.Unlimited.OpenAccount();
     private int _reqId = -1;
     private int _next;
     private long _size;
+    private long _held;
     private bool _tooLarge;
+    private UploadLimit _limit;
 
     /// <summary>A collector for payloads up to the longest .NET array (the embedded server keeps objects in arrays).</summary>
     public ChunkCollector() : this(Array.MaxLength)
     {
     }
+
+    /// <summary>Bytes of unfinished uploads this collector holds now.</summary>
+    public long HeldBytes => _held;
 
     /// <summary>Adds a chunk whose bytes are not pooled.</summary>
     public AssembledPayload? Add(int reqId, int chunkId, int totalChunks, ByteString data) =>
@@ -328,10 +337,22 @@ internal sealed class ChunkCollector(long maxSize)
         }
 
         _size += data.Length;
-        if (!_tooLarge && (_size > maxSize || declaredSize > maxSize))
+        if (!_tooLarge)
         {
-            _tooLarge = true;
-            ReturnChunks();
+            var limit = _size > maxSize || declaredSize > maxSize ? UploadLimit.ObjectSize
+                : declaredSize > _account.Budget.PerSession ? UploadLimit.Session
+                : _account.TryTake(data.Length);
+            if (limit == UploadLimit.None)
+            {
+                _held += data.Length;
+            }
+            else
+            {
+                // Refused: what was kept goes back at once; later chunks of this request are dropped as they come.
+                _tooLarge = true;
+                _limit = limit;
+                ReturnChunks();
+            }
         }
 
         if (_tooLarge)
@@ -352,7 +373,7 @@ internal sealed class ChunkCollector(long maxSize)
         AssembledPayload result;
         if (_tooLarge)
         {
-            result = new AssembledPayload(default, null, Math.Max(_size, declaredSize));
+            result = new AssembledPayload(default, null, Math.Max(_size, declaredSize), _limit);
         }
         else if (_chunks.Count == 1)
         {
@@ -384,8 +405,10 @@ internal sealed class ChunkCollector(long maxSize)
         _next = 0;
         _size = 0;
         _tooLarge = false;
+        _limit = UploadLimit.None;
     }
 
+    /// <summary>Drops the kept chunks (returning pooled buffers) and gives their bytes back to the budget.</summary>
     private void ReturnChunks()
     {
         foreach (var chunk in _chunks)
@@ -394,6 +417,8 @@ internal sealed class ChunkCollector(long maxSize)
         }
 
         _chunks.Clear();
+        _account.Give(_held);
+        _held = 0;
     }
 
     private static void Return(byte[]? rented)
@@ -409,7 +434,102 @@ internal sealed class ChunkCollector(long maxSize)
 /// A reassembled put or task payload, or, when <see cref="TooLargeSize"/> is set, the size of one
 /// that was too large to keep (its bytes were dropped as they came).
 /// </summary>
-internal readonly record struct AssembledPayload(ReadOnlyMemory<byte> Data, byte[]? Pooled, long TooLargeSize = 0);
+internal readonly record struct AssembledPayload(ReadOnlyMemory<byte> Data, byte[]? Pooled, long TooLargeSize = 0, UploadLimit Limit = UploadLimit.None);
+
+/// <summary>Which limit refused an upload.</summary>
+internal enum UploadLimit
+{
+    None,
+
+    /// <summary>Larger than one object can be (a .NET array).</summary>
+    ObjectSize,
+
+    /// <summary>The client's unfinished uploads would hold more than its share.</summary>
+    Session,
+
+    /// <summary>All clients' unfinished uploads would hold more than the server allows.</summary>
+    Server,
+}
+
+/// <summary>
+/// Bytes held by unfinished chunked uploads, server-wide and per client: a client that starts
+/// uploads and never finishes them (or many clients doing so) cannot fill the server's memory.
+/// </summary>
+internal sealed class UploadBudget(long total, long perSession)
+{
+    private long _held;
+
+    public static UploadBudget Unlimited { get; } = new(long.MaxValue, long.MaxValue);
+
+    public long Total => total;
+
+    public long PerSession => perSession;
+
+    /// <summary>Bytes all unfinished uploads hold now.</summary>
+    public long HeldBytes => Interlocked.Read(ref _held);
+
+    public UploadAccount OpenAccount() => new(this);
+
+    internal bool TryTake(long size)
+    {
+        var held = Interlocked.Read(ref _held);
+        while (true)
+        {
+            if (size > total - held)
+            {
+                return false;
+            }
+
+            var seen = Interlocked.CompareExchange(ref _held, held + size, held);
+            if (seen == held)
+            {
+                return true;
+            }
+
+            held = seen;
+        }
+    }
+
+    internal void Give(long size) => Interlocked.Add(ref _held, -size);
+}
+
+/// <summary>One client's share of the <see cref="UploadBudget"/> (its put and task collectors together).</summary>
+internal sealed class UploadAccount(UploadBudget budget)
+{
+    private long _held;
+
+    public UploadBudget Budget => budget;
+
+    /// <summary>Bytes this client's unfinished uploads hold now.</summary>
+    public long HeldBytes => Interlocked.Read(ref _held);
+
+    /// <summary>Takes <paramref name="size"/> bytes for this client; says which limit refused them otherwise.</summary>
+    public UploadLimit TryTake(long size)
+    {
+        if (Interlocked.Add(ref _held, size) > budget.PerSession)
+        {
+            Interlocked.Add(ref _held, -size);
+            return UploadLimit.Session;
+        }
+
+        if (!budget.TryTake(size))
+        {
+            Interlocked.Add(ref _held, -size);
+            return UploadLimit.Server;
+        }
+
+        return UploadLimit.None;
+    }
+
+    public void Give(long size)
+    {
+        if (size != 0)
+        {
+            Interlocked.Add(ref _held, -size);
+            budget.Give(size);
+        }
+    }
+}
 
 /// <summary>
 /// One Datapath stream of a client: how to stop it, and when it has finished. Aborting a stream

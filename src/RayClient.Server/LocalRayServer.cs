@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using RayClient.Server.Services;
@@ -21,17 +22,15 @@ public sealed class LocalRayServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly ServerState _state;
-    private readonly string _workDirectory;
-    private readonly bool _ownsWorkDirectory;
+    private readonly WorkDirectory _workDirectory;
     private int _disposed;
 
-    private LocalRayServer(WebApplication app, ServerState state, ServerFaults faults, string workDirectory, bool ownsWorkDirectory, int port, string host)
+    private LocalRayServer(WebApplication app, ServerState state, ServerFaults faults, WorkDirectory workDirectory, int port, string host)
     {
         _app = app;
         Faults = faults;
         _state = state;
         _workDirectory = workDirectory;
-        _ownsWorkDirectory = ownsWorkDirectory;
         Port = port;
         Address = $"ray://{(host.Contains(':', StringComparison.Ordinal) ? $"[{host}]" : host)}:{port}";
     }
@@ -69,6 +68,9 @@ public sealed class LocalRayServer : IAsyncDisposable
     /// <summary>Process ids of the live Python workers (to kill one in a test).</summary>
     public IReadOnlyList<int> WorkerProcessIds => _state.Pool.Snapshot().Select(w => w.Pid).ToList();
 
+    /// <summary>Where the server unpacks packages and keeps virtual envs (deleted at dispose unless the options named it).</summary>
+    public string WorkDirectoryPath => _workDirectory.Path;
+
     internal ServerState State => _state;
 
     /// <summary>Starts a server; with the default options it listens on a free loopback port.</summary>
@@ -78,16 +80,37 @@ public sealed class LocalRayServer : IAsyncDisposable
         options.Validate();
         var listenAddress = await options.ResolveListenAddressAsync(cancellationToken).ConfigureAwait(false);
         var security = ServerSecurity.Resolve(options, listenAddress);
-        var ownsWorkDirectory = options.WorkDirectory is null;
-        var workDirectory = options.WorkDirectory ?? Path.Combine(Path.GetTempPath(), "rayclient-server", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(workDirectory);
+        WorkDirectory workDirectory;
+        if (options.WorkDirectory is { } chosen)
+        {
+            workDirectory = WorkDirectory.Borrowed(chosen);
+        }
+        else
+        {
+            // Directories of servers that were killed (SIGKILL, a crash) go first.
+            WorkDirectory.SweepStale(WorkDirectory.Root);
+            workDirectory = WorkDirectory.CreateOwned(WorkDirectory.Root);
+        }
+
         var loggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
-        var state = new ServerState(options, workDirectory, loggerFactory.CreateLogger("RayClient.Server"));
+        ServerState state;
+        try
+        {
+            state = new ServerState(options, workDirectory.Path, loggerFactory.CreateLogger("RayClient.Server"));
+        }
+        catch
+        {
+            workDirectory.Dispose();
+            throw;
+        }
 
         // The empty builder: no appsettings files (and no file watchers on the working directory).
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
         builder.WebHost.UseKestrelCore();
         builder.Services.AddRoutingCore();
+        // A library does not take the process's signals (the host's default ConsoleLifetime would
+        // swallow SIGINT/SIGTERM of whatever process embeds the server); rayclient start handles them.
+        builder.Services.AddSingleton<IHostLifetime, EmbeddedLifetime>();
         builder.Services.AddLogging();
         if (options.LoggerFactory is not null)
         {
@@ -95,6 +118,7 @@ public sealed class LocalRayServer : IAsyncDisposable
         }
 
         builder.Services.AddSingleton(state);
+        builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>, BoundedMemoryPoolFactory>();
         var faults = new ServerFaults();
         builder.Services.AddSingleton(faults);
         builder.Services.AddSingleton<Grpc.AspNetCore.Server.Model.IServiceMethodProvider<DataStreamerService>, DatapathMethodProvider>();
@@ -104,6 +128,10 @@ public sealed class LocalRayServer : IAsyncDisposable
             o.MaxSendMessageSize = null;
             o.EnableDetailedErrors = true;
         });
+        // Unary requests (KVPut the largest) are refused by their length prefix before they are
+        // buffered when over the KV limit (plus room for the key): a 2 GiB KVPut never reaches memory.
+        builder.Services.AddGrpc().AddServiceOptions<DriverService>(o =>
+            o.MaxReceiveMessageSize = (int)Math.Min(int.MaxValue, options.MaxKvValueSize + (1024 * 1024)));
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = null;
@@ -134,12 +162,13 @@ public sealed class LocalRayServer : IAsyncDisposable
         catch
         {
             await state.DisposeAsync().ConfigureAwait(false);
+            workDirectory.Dispose();
             throw;
         }
 
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
         var port = new Uri(addresses.First()).Port;
-        return new LocalRayServer(app, state, faults, workDirectory, ownsWorkDirectory, port, listenAddress.ToString())
+        return new LocalRayServer(app, state, faults, workDirectory, port, listenAddress.ToString())
         {
             ListenAddress = listenAddress,
             UsesTls = security.Certificate is not null,
@@ -147,7 +176,10 @@ public sealed class LocalRayServer : IAsyncDisposable
         };
     }
 
-    /// <summary>Stops the server, its sessions and its workers.</summary>
+    /// <summary>
+    /// Stops the server within a few seconds: refuses new sessions, ends every open stream (clients
+    /// see the connection end), stops the workers and deletes the work directory it created.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -155,9 +187,11 @@ public sealed class LocalRayServer : IAsyncDisposable
             return;
         }
 
+        _state.BeginStop();
+        Faults.CutAllStreams(); // Kestrel's graceful stop would otherwise wait for every Datapath to end
         try
         {
-            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
             await _app.StopAsync(stop.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
@@ -166,18 +200,14 @@ public sealed class LocalRayServer : IAsyncDisposable
 
         await _app.DisposeAsync().ConfigureAwait(false);
         await _state.DisposeAsync().ConfigureAwait(false);
-        if (_ownsWorkDirectory)
-        {
-            try
-            {
-                Directory.Delete(_workDirectory, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
-            catch (UnauthorizedAccessException)
-            {
-            }
-        }
+        _workDirectory.Dispose();
+    }
+
+    /// <summary>A host lifetime that leaves process signals alone.</summary>
+    private sealed class EmbeddedLifetime : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 }

@@ -72,6 +72,48 @@ public sealed class LocalRayServerOptions
     /// <c>require_client_auth</c>). Default: null, meaning <c>RAY_TLS_CA_CERT</c> when <c>RAY_USE_TLS</c> is set, else no client certificates.
     /// </summary>
     public string? TlsCaCertificateFile { get; set; }
+    /// The longest grace period a client may ask for in its Init (<c>reconnect_grace_period</c>):
+    /// longer requests get this one, so a client cannot make the server keep a dead session's
+    /// objects and unfinished uploads for hours. Default: 5 minutes (Ray's clients ask for 30 s).
+    /// </summary>
+    public TimeSpan MaxReconnectGracePeriod { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// The largest KV value a <c>KVPut</c> may store, in bytes. Ray's GCS refuses messages over its
+    /// <c>max_grpc_message_size</c> (<c>RAY_max_grpc_message_size</c>, 512 MiB), and so does this
+    /// server, with the same error. Default: 512 MiB.
+    /// </summary>
+    public long MaxKvValueSize { get; set; } = 512L * 1024 * 1024;
+
+    /// <summary>
+    /// Bytes that the unfinished chunked uploads (puts and tasks sent in chunks) of one client may
+    /// hold on the server. An upload that would go over it is refused, and its chunks are dropped
+    /// at once. Default: 2 GiB (the largest object the server can hold).
+    /// </summary>
+    public long MaxPendingUploadBytesPerSession { get; set; } = 2L * 1024 * 1024 * 1024;
+
+    /// <summary>
+    /// Bytes that the unfinished chunked uploads of all clients together may hold. Default: 4 GiB.
+    /// </summary>
+    public long MaxPendingUploadBytes { get; set; } = 4L * 1024 * 1024 * 1024;
+
+    /// <summary>
+    /// Bytes the objects in the server's memory may take (Ray's <c>object_store_memory</c>, also
+    /// reported as that resource). A put or task result that does not fit fails with Ray's
+    /// <c>ObjectStoreFullError</c> (<see cref="RayObjectStoreFullException"/> in the client);
+    /// objects already stored are kept. Default: null, meaning 30% of the memory available to the
+    /// process, as Ray's default.
+    /// </summary>
+    public long? ObjectStoreMemory { get; set; }
+
+    /// <summary>
+    /// The most bytes one runtime-env package (<c>working_dir</c>, <c>py_modules</c>) may unpack to;
+    /// a package that unpacks to more (a zip bomb) is refused and nothing of it is kept. Default: 2 GiB.
+    /// </summary>
+    public long MaxPackageUnpackedSize { get; set; } = 2L * 1024 * 1024 * 1024;
+
+    /// <summary>The most entries one runtime-env package may hold. Default: 100,000.</summary>
+    public int MaxPackageFiles { get; set; } = 100_000;
 
     /// <summary>Logging. Default: none.</summary>
     public ILoggerFactory? LoggerFactory { get; set; }
@@ -82,11 +124,19 @@ public sealed class LocalRayServerOptions
     /// <summary>The Ray version ConnectionInfo reports (tests use it to exercise version checks).</summary>
     internal string ReportedRayVersion { get; set; } = ServerState.EmulatedRayVersion;
 
-    /// <summary>The grace period for sessions whose client did not send one: the option, the environment variable, or Ray's 30 s.</summary>
-    internal TimeSpan ResolveDefaultGrace() => ReconnectGracePeriod
-        ?? (int.TryParse(Environment.GetEnvironmentVariable("RAY_CLIENT_RECONNECT_GRACE_PERIOD"), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds >= 0
-            ? TimeSpan.FromSeconds(seconds)
-            : TimeSpan.FromSeconds(30));
+    /// <summary>The grace period for sessions whose client did not send one: the option, the environment variable, or Ray's 30 s (never over the maximum).</summary>
+    internal TimeSpan ResolveDefaultGrace()
+    {
+        var grace = ReconnectGracePeriod
+            ?? (int.TryParse(Environment.GetEnvironmentVariable("RAY_CLIENT_RECONNECT_GRACE_PERIOD"), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds >= 0
+                ? TimeSpan.FromSeconds(seconds)
+                : TimeSpan.FromSeconds(30));
+        return grace > MaxReconnectGracePeriod ? MaxReconnectGracePeriod : grace;
+    }
+
+    /// <summary>The object store's capacity: the option, or 30% of the memory available to the process (Ray's default proportion).</summary>
+    internal long ResolveObjectStoreMemory() =>
+        ObjectStoreMemory ?? (long)(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes * 0.3);
 
     /// <summary>The IP address <see cref="Host"/> names.</summary>
     /// <exception cref="ArgumentException">The host is neither an IP address nor a name that resolves.</exception>
@@ -139,12 +189,35 @@ public sealed class LocalRayServerOptions
             throw new ArgumentOutOfRangeException(nameof(NumCpus), "Resource amounts must be finite and >= 0.");
         }
 
+        if (MaxReconnectGracePeriod < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxReconnectGracePeriod), MaxReconnectGracePeriod, "Must be zero or positive.");
+        }
+
+        Positive(MaxKvValueSize, nameof(MaxKvValueSize));
+        Positive(MaxPendingUploadBytesPerSession, nameof(MaxPendingUploadBytesPerSession));
+        Positive(MaxPendingUploadBytes, nameof(MaxPendingUploadBytes));
+        Positive(MaxPackageUnpackedSize, nameof(MaxPackageUnpackedSize));
+        Positive(MaxPackageFiles, nameof(MaxPackageFiles));
+        if (ObjectStoreMemory is { } store)
+        {
+            Positive(store, nameof(ObjectStoreMemory));
+        }
+
         foreach (var (name, amount) in Resources)
         {
             if (amount < 0 || !double.IsFinite(amount) || string.IsNullOrWhiteSpace(name))
             {
                 throw new ArgumentOutOfRangeException(nameof(Resources), $"Resource '{name}' = {amount} is invalid.");
             }
+        }
+    }
+
+    private static void Positive(long value, string name)
+    {
+        if (value <= 0)
+        {
+            throw new ArgumentOutOfRangeException(name, value, "Must be positive.");
         }
     }
 }

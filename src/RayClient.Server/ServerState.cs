@@ -17,10 +17,12 @@ internal sealed partial class ServerState : IAsyncDisposable
     public const string EmulatedRayVersion = "2.51.0";
 
     private readonly ConcurrentDictionary<string, ClientSession> _sessions = new(StringComparer.Ordinal);
-    private readonly KvStore _kv = new();
+    private readonly MemoryReclaimer _reclaimer;
+    private readonly KvStore _kv;
     private readonly RayClient.Server.RuntimeEnv.PackageCache _packages;
     private readonly RayClient.Server.RuntimeEnv.VirtualEnvCache _venvs;
     private readonly ConcurrentDictionary<string, ClientLog> _logs = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _stopping = new();
     private long _jobCounter;
 
     public ServerState(LocalRayServerOptions options, string workDirectory, ILogger logger)
@@ -30,8 +32,11 @@ internal sealed partial class ServerState : IAsyncDisposable
         Logger = logger;
         var (python, version) = PythonLocator.Resolve(options.PythonExecutable);
         PythonVersion = version;
-        Store = new ObjectStore();
-        _packages = new RayClient.Server.RuntimeEnv.PackageCache(Path.Combine(workDirectory, "packages"));
+        _reclaimer = new MemoryReclaimer(options.TimeProvider);
+        _kv = new KvStore(_reclaimer);
+        Store = new ObjectStore(options.ResolveObjectStoreMemory(), _reclaimer);
+        Uploads = new UploadBudget(options.MaxPendingUploadBytes, options.MaxPendingUploadBytesPerSession);
+        _packages = new RayClient.Server.RuntimeEnv.PackageCache(Path.Combine(workDirectory, "packages"), options.MaxPackageUnpackedSize, options.MaxPackageFiles);
         _venvs = new RayClient.Server.RuntimeEnv.VirtualEnvCache(Path.Combine(workDirectory, "venvs"), python);
         Pool = new WorkerPool(python, Path.Combine(workDirectory, "worker"), Math.Max(2, (int)Math.Ceiling(options.NumCpus) * 2), OnWorkerOutput, OnWorkerCallbackAsync);
         var resources = new Dictionary<string, double>(StringComparer.Ordinal)
@@ -39,7 +44,7 @@ internal sealed partial class ServerState : IAsyncDisposable
             ["CPU"] = options.NumCpus,
             ["GPU"] = options.NumGpus,
             ["memory"] = 8L * 1024 * 1024 * 1024,
-            ["object_store_memory"] = 2L * 1024 * 1024 * 1024,
+            ["object_store_memory"] = Store.Capacity,
             ["node:127.0.0.1"] = 1,
             ["node:__internal_head__"] = 1,
         };
@@ -63,6 +68,9 @@ internal sealed partial class ServerState : IAsyncDisposable
 
     public ObjectStore Store { get; }
 
+    /// <summary>Bytes held by unfinished chunked uploads, with their limits.</summary>
+    public UploadBudget Uploads { get; }
+
     public WorkerPool Pool { get; }
 
     public LocalScheduler Scheduler { get; }
@@ -71,7 +79,19 @@ internal sealed partial class ServerState : IAsyncDisposable
 
     public KvStore Kv => _kv;
 
+    /// <summary>Returns freed memory to the OS after large frees.</summary>
+    public MemoryReclaimer Reclaimer => _reclaimer;
+
     public string NodeId { get; }
+
+    /// <summary>Cancelled when the server begins to stop: new sessions are refused, open streams end.</summary>
+    public CancellationToken Stopping => _stopping.Token;
+
+    /// <summary>The server is stopping: no new sessions.</summary>
+    public bool IsStopping => _stopping.IsCancellationRequested;
+
+    /// <summary>Begins a stop: refuses new sessions from now on and ends the streams that wait on <see cref="Stopping"/>.</summary>
+    public void BeginStop() => _stopping.Cancel();
 
     public int ClientCount => _sessions.Count(s => !s.Value.IsClosed);
 
@@ -85,7 +105,7 @@ internal sealed partial class ServerState : IAsyncDisposable
         {
             var job = Interlocked.Increment(ref _jobCounter);
             var jobId = BitConverter.GetBytes((int)job);
-            return new ClientSession(id, jobId) { GraceSeconds = (int)DefaultGrace.TotalSeconds };
+            return new ClientSession(id, jobId, Uploads) { GraceSeconds = (int)DefaultGrace.TotalSeconds };
         });
     }
 
@@ -109,7 +129,8 @@ internal sealed partial class ServerState : IAsyncDisposable
     /// <summary>Applies the job config of an InitRequest (spec §7): namespace and runtime env.</summary>
     public async Task InitializeAsync(ClientSession session, ByteString jobConfig, int graceSeconds, CancellationToken cancellationToken)
     {
-        session.GraceSeconds = Math.Max(0, graceSeconds);
+        // A client may ask for any grace period; the server keeps a dead session for at most its maximum.
+        session.GraceSeconds = (int)Math.Min(Math.Max(0, graceSeconds), Options.MaxReconnectGracePeriod.TotalSeconds);
         var (rayNamespace, runtimeEnv) = JobConfigReader.Read(jobConfig.Memory);
         session.Namespace = rayNamespace ?? $"anonymous-{Guid.NewGuid():N}";
         session.RuntimeEnv = runtimeEnv ?? new Dictionary<string, object?>();
@@ -484,6 +505,7 @@ internal sealed partial class ServerState : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        BeginStop();
         foreach (var session in _sessions.Values)
         {
             session.PendingCleanup?.Cancel();
@@ -492,5 +514,6 @@ internal sealed partial class ServerState : IAsyncDisposable
 
         _sessions.Clear();
         await Pool.DisposeAsync().ConfigureAwait(false);
+        _reclaimer.Dispose();
     }
 }

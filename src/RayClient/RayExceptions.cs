@@ -84,6 +84,17 @@ public class RayObjectTooLargeException : RayException
     public long Size { get; }
 }
 
+/// <summary>
+/// The object store is full (Ray's <c>ObjectStoreFullError</c>): a put or a task result did not
+/// fit. Objects stored before are kept; release refs you no longer need
+/// (<see cref="ObjectRef.DisposeAsync"/>) and try again, or give the cluster more object store memory.
+/// </summary>
+public class RayObjectStoreFullException : RayException
+{
+    /// <summary>Creates the exception.</summary>
+    public RayObjectStoreFullException(string message, Exception? innerException = null) : base(message, innerException) { }
+}
+
 /// <summary>A value could not be converted between .NET and Python (pickling or unpickling failed).</summary>
 public class RaySerializationException : RayException
 {

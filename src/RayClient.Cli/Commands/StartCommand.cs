@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using RayClient.Server;
 
 namespace RayClient.Cli.Commands;
@@ -29,6 +30,8 @@ internal static class StartCommand
         command.Options.Add(tlsKey);
         command.Options.Add(tlsCa);
         command.Options.Add(allowOpen);
+        var limits = new ServerLimitOptions();
+        limits.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
             var options = new LocalRayServerOptions
@@ -46,6 +49,8 @@ internal static class StartCommand
             {
                 options.NumCpus = n;
             }
+
+            limits.Apply(parse, options);
 
             try
             {
@@ -65,22 +70,49 @@ internal static class StartCommand
                     options.AuthToken = string.IsNullOrEmpty(line) ? throw new ArgumentException($"--auth-token-file: the first line of '{file}' is empty.") : line;
                 }
 
-                await using var server = await LocalRayServer.StartAsync(options, cancellationToken).ConfigureAwait(false);
-                if (options.AllowUnauthenticatedNetworkAccess && !server.RequiresToken && !System.Net.IPAddress.IsLoopback(server.ListenAddress))
+                // SIGINT (Ctrl+C) and SIGTERM stop the server; the default action (an immediate
+                // exit) is cancelled so the workers end and the work dir is deleted first.
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                void OnSignal(PosixSignalContext context)
                 {
-                    await error.WriteLineAsync($"WARNING: {server.Address} accepts clients WITHOUT authentication: anyone who can reach this port can run any Python code as this user.").ConfigureAwait(false);
+                    context.Cancel = true;
+                    stop.Cancel();
                 }
 
-                await output.WriteLineAsync(
-                    $"Embedded Ray server listening at {server.Address}{(server.UsesTls ? " (TLS)" : string.Empty)}{(server.RequiresToken ? ", token required" : string.Empty)}. Press Ctrl+C to stop.").ConfigureAwait(false);
+                using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+                using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+                var server = await LocalRayServer.StartAsync(options, stop.Token).ConfigureAwait(false);
                 try
                 {
-                    await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
+                    if (options.AllowUnauthenticatedNetworkAccess && !server.RequiresToken && !System.Net.IPAddress.IsLoopback(server.ListenAddress))
+                    {
+                        await error.WriteLineAsync($"WARNING: {server.Address} accepts clients WITHOUT authentication: anyone who can reach this port can run any Python code as this user.").ConfigureAwait(false);
+                    }
+
+                    await output.WriteLineAsync(
+                        $"Embedded Ray server listening at {server.Address}{(server.UsesTls ? " (TLS)" : string.Empty)}{(server.RequiresToken ? ", token required" : string.Empty)}. Press Ctrl+C to stop.").ConfigureAwait(false);
+                    await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                    try
+                    {
+                        await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                    }
+
+                    await output.WriteLineAsync("Stopping: refusing new sessions, ending workers.").ConfigureAwait(false);
                 }
-                catch (OperationCanceledException)
+                finally
                 {
+                    await server.DisposeAsync().ConfigureAwait(false);
                 }
 
+                await output.WriteLineAsync("Stopped.").ConfigureAwait(false);
+                await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                return 0;
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested || !cancellationToken.CanBeCanceled)
+            {
                 await output.WriteLineAsync("Stopped.").ConfigureAwait(false);
                 return 0;
             }

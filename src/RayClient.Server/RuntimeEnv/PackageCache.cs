@@ -19,13 +19,20 @@ namespace RayClient.Server.RuntimeEnv;
 internal sealed class PackageCache
 {
     private readonly string _root;
+    private readonly long _maxUnpackedBytes;
+    private readonly int _maxEntries;
     private readonly ConcurrentDictionary<string, Lazy<Task<string>>> _unpacking = new(StringComparer.Ordinal);
 
     /// <summary>Creates a cache under <paramref name="rootDirectory"/> (created when missing).</summary>
-    public PackageCache(string rootDirectory)
+    /// <param name="rootDirectory">Where packages are unpacked.</param>
+    /// <param name="maxUnpackedBytes">The most bytes one package may unpack to (zip bombs are refused).</param>
+    /// <param name="maxEntries">The most entries one package may hold.</param>
+    public PackageCache(string rootDirectory, long maxUnpackedBytes = long.MaxValue, int maxEntries = int.MaxValue)
     {
         ArgumentException.ThrowIfNullOrEmpty(rootDirectory);
         _root = Path.GetFullPath(rootDirectory);
+        _maxUnpackedBytes = maxUnpackedBytes;
+        _maxEntries = maxEntries;
         Directory.CreateDirectory(_root);
     }
 
@@ -132,7 +139,7 @@ internal sealed class PackageCache
         Directory.CreateDirectory(temp);
         try
         {
-            await Task.Run(() => Extract(bytes, temp, uri, cancellationToken), cancellationToken).ConfigureAwait(false);
+            await Task.Run(() => Extract(bytes, temp, uri, _maxUnpackedBytes, _maxEntries, cancellationToken), cancellationToken).ConfigureAwait(false);
             try
             {
                 Directory.Move(temp, target);
@@ -153,13 +160,27 @@ internal sealed class PackageCache
         }
     }
 
-    private static void Extract(byte[] bytes, string directory, string uri, CancellationToken cancellationToken)
+    private static void Extract(byte[] bytes, string directory, string uri, long maxUnpackedBytes, int maxEntries, CancellationToken cancellationToken)
     {
         var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory));
         var rootWithSeparator = root + Path.DirectorySeparatorChar;
         try
         {
             using var archive = new ZipArchive(new MemoryStream(bytes, writable: false), ZipArchiveMode.Read);
+            if (archive.Entries.Count > maxEntries)
+            {
+                throw new RayRuntimeEnvException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"Package {uri} has {archive.Entries.Count} entries; this server unpacks at most {maxEntries} (LocalRayServerOptions.MaxPackageFiles, rayclient start --max-package-files). The package was not unpacked."));
+            }
+
+            // The sizes in the zip's directory can lie: they only refuse early; the bytes written are what counts.
+            var declared = archive.Entries.Sum(e => e.Length);
+            if (declared > maxUnpackedBytes)
+            {
+                throw UnpackedTooLarge(uri, declared, maxUnpackedBytes);
+            }
+
+            long written = 0;
             foreach (var entry in archive.Entries)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -187,7 +208,7 @@ internal sealed class PackageCache
                 Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
                 using var source = entry.Open();
                 using var output = new FileStream(destination, FileMode.Create, FileAccess.Write, FileShare.None);
-                source.CopyTo(output);
+                written = CopyBounded(source, output, written, maxUnpackedBytes, uri);
             }
         }
         catch (InvalidDataException e)
@@ -195,6 +216,36 @@ internal sealed class PackageCache
             throw new RayRuntimeEnvException($"Package {uri} is not a valid zip archive: {e.Message}", e);
         }
     }
+
+    /// <summary>Copies an entry, stopping as soon as the package's bytes so far pass the limit.</summary>
+    private static long CopyBounded(Stream source, Stream output, long written, long maxUnpackedBytes, string uri)
+    {
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(81920);
+        try
+        {
+            int read;
+            while ((read = source.Read(buffer, 0, buffer.Length)) > 0)
+            {
+                written += read;
+                if (written > maxUnpackedBytes)
+                {
+                    throw UnpackedTooLarge(uri, written, maxUnpackedBytes);
+                }
+
+                output.Write(buffer, 0, read);
+            }
+
+            return written;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private static RayRuntimeEnvException UnpackedTooLarge(string uri, long size, long max) =>
+        new(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"Package {uri} unpacks to more than {max} bytes (at least {size}); this server refuses it as a possible zip bomb (LocalRayServerOptions.MaxPackageUnpackedSize, rayclient start --max-package-unpacked-size). The package was not unpacked."));
 
     private static RayRuntimeEnvException ZipSlip(string uri, string name) =>
         new($"Package {uri} has an entry that escapes its directory: '{name}'. The package was not unpacked.");

@@ -323,7 +323,11 @@ internal sealed partial class LocalScheduler
             return;
         }
 
-        worker.CurrentClientId = task.Client.ClientId;
+        // Marked as the job's under the pool's lock, then the job re-checked: a job that closed
+        // while the worker was being acquired (or started) either sees this worker in
+        // KillWorkersOf, or is seen closed here. Either way the task does not run.
+        _pool.Assign(worker, task.Client.ClientId);
+        Interlocked.MemoryBarrier();
         worker.CurrentTaskName = task.Name;
         worker.CurrentTask = task;
         task.RunningOn = worker;
@@ -332,6 +336,13 @@ internal sealed partial class LocalScheduler
             Complete(task, worker, null, new TaskCancelledException());
             return;
         }
+
+        if (task.Client.IsClosed)
+        {
+            Complete(task, worker, null, new JobEndedException());
+            return;
+        }
+
         var dependencies = new List<(byte[], ReadOnlyMemory<byte>)>(task.Dependencies.Count);
         foreach (var dependency in task.Dependencies)
         {
@@ -378,7 +389,7 @@ internal sealed partial class LocalScheduler
                     Store(task, result);
                 }
             }
-            else if (error is WorkerCrashedException && task.Client.IsClosed)
+            else if ((error is WorkerCrashedException && task.Client.IsClosed) || error is JobEndedException)
             {
                 // The job ended and its worker was stopped: nobody waits for this result.
             }
@@ -651,6 +662,9 @@ internal sealed partial class LocalScheduler
 
 /// <summary>A Python worker could not be started.</summary>
 internal sealed class WorkerStartException(string message) : Exception(message);
+
+/// <summary>The task's job ended before the task reached a worker: it never runs, and nobody waits for it.</summary>
+internal sealed class JobEndedException() : Exception("the job ended");
 
 /// <summary>The task was cancelled before it reached a worker.</summary>
 internal sealed class TaskCancelledException() : Exception("cancelled");

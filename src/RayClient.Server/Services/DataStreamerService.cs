@@ -41,6 +41,11 @@ internal sealed partial class DataStreamerService
             throw new RpcException(new Status(StatusCode.InvalidArgument, "The Datapath needs the 'client_id' metadata (32 hex digits), as Ray clients send it."));
         }
 
+        if (_state.IsStopping)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, "The Ray server is shutting down."));
+        }
+
         var reconnectingText = context.RequestHeaders.GetValue("reconnecting");
         var reconnecting = reconnectingText == "True";
         if (reconnectingText is not null and not ("True" or "False"))
@@ -358,8 +363,8 @@ internal sealed partial class DataStreamerService
         }
 
         TaskSpec? accepted = null;
-        var response = payload.TooLargeSize > 0
-            ? TooLarge(request, isPut, payload.TooLargeSize)
+        var response = payload.Limit != UploadLimit.None
+            ? TooLarge(request, isPut, payload.TooLargeSize, payload.Limit)
             : isPut ? ExecutePut(session, request, payload) : ExecuteTask(session, request, payload, out accepted);
         if (session.GraceSeconds > 0)
         {
@@ -375,10 +380,19 @@ internal sealed partial class DataStreamerService
     }
 
     /// <summary>Refuses a payload the embedded server cannot hold, as an answer (the stream and session go on).</summary>
-    private static DataResponse TooLarge(DataRequest request, bool isPut, long size)
+    private DataResponse TooLarge(DataRequest request, bool isPut, long size, UploadLimit limit)
     {
-        var error = ServerErrors.ValueError(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"The object is {size / 1e9:0.00} GB; the RayClient embedded server keeps objects in .NET arrays of at most {Array.MaxLength / 1e9:0.00} GB. Split it into several objects, or use a Ray cluster, which has no such limit."));
+        var what = isPut ? "object" : "task";
+        var message = limit switch
+        {
+            UploadLimit.Session => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"The {what} upload of {size} bytes was refused: one client's unfinished chunked uploads may hold at most {_state.Uploads.PerSession} bytes on this server (LocalRayServerOptions.MaxPendingUploadBytesPerSession, rayclient start --max-pending-upload-bytes-per-session). Its chunks were dropped; split the value into several objects or raise the limit."),
+            UploadLimit.Server => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"The {what} upload of {size} bytes was refused: the unfinished chunked uploads of all clients may hold at most {_state.Uploads.Total} bytes on this server (LocalRayServerOptions.MaxPendingUploadBytes, rayclient start --max-pending-upload-bytes). Its chunks were dropped; try again when other uploads have finished, or raise the limit."),
+            _ => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"The object is {size / 1e9:0.00} GB; the RayClient embedded server keeps objects in .NET arrays of at most {Array.MaxLength / 1e9:0.00} GB. Split it into several objects, or use a Ray cluster, which has no such limit."),
+        };
+        var error = ServerErrors.ValueError(message);
         return isPut
             ? new DataResponse { ReqId = request.ReqId, Put = new PutResponse { Valid = false, Error = ByteString.CopyFrom(error) } }
             : new DataResponse { ReqId = request.ReqId, TaskTicket = Ticket.Error(error) };
@@ -386,10 +400,22 @@ internal sealed partial class DataStreamerService
 
     private DataResponse ExecutePut(ClientSession session, DataRequest request, AssembledPayload payload)
     {
+        if (!_state.Store.TryReserve(payload.Data.Length))
+        {
+            // Ray's ray.put raises ObjectStoreFullError; what the store holds already stays.
+            if (payload.Pooled is not null)
+            {
+                ArrayPool<byte>.Shared.Return(payload.Pooled);
+            }
+
+            var full = _state.Store.FullError(new RayId(new byte[28]), payload.Data.Length);
+            return new DataResponse { ReqId = request.ReqId, Put = new PutResponse { Valid = false, Error = ByteString.CopyFrom(full) } };
+        }
+
         var entry = _state.Store.Create();
         session.Hold(entry);
         var contained = RefScanner.FindHeld(session, payload.Data, out _);
-        entry.TrySet(payload.Data, isError: false, payload.Pooled, contained);
+        entry.TrySet(payload.Data, isError: false, payload.Pooled, contained, reserved: true);
         return new DataResponse { ReqId = request.ReqId, Put = new PutResponse { Id = UnsafeByteOperations.UnsafeWrap(entry.Id.Bytes), Valid = true } };
     }
 

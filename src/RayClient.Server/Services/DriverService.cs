@@ -231,11 +231,26 @@ internal sealed class DriverService : RayletDriver.RayletDriverBase
         return Task.FromResult(response);
     }
 
-    public override Task<KVPutResponse> KVPut(KVPutRequest request, ServerCallContext context) =>
-        Task.FromResult(new KVPutResponse
+    public override Task<KVPutResponse> KVPut(KVPutRequest request, ServerCallContext context)
+    {
+        var limit = _state.Options.MaxKvValueSize;
+        if (request.Value.Length > limit)
+        {
+            // Ray's GCS refuses a message over max_grpc_message_size; its client server returns
+            // the error as ABORTED with the pickled exception in the details (spec §9.4).
+            throw KvError(string.Create(CultureInfo.InvariantCulture,
+                $"Sent message larger than max ({request.Value.Length} vs. {limit}): a KV value may be at most {limit} bytes (Ray's max_grpc_message_size; LocalRayServerOptions.MaxKvValueSize, rayclient start --max-kv-value-size)."));
+        }
+
+        return Task.FromResult(new KVPutResponse
         {
             AlreadyExists = _state.Kv.Put(request.Key.ToByteArray(), request.Value.ToByteArray(), request.Overwrite, request.HasNamespace ? request.Namespace.ToByteArray() : null),
         });
+    }
+
+    /// <summary>A KV error as Ray's client server reports it: ABORTED, details = base64 of the pickled exception.</summary>
+    private static RpcException KvError(string message) =>
+        new(new Status(StatusCode.Aborted, Convert.ToBase64String(ServerErrors.Pickle("ray.exceptions", "RpcError", message))));
 
     public override Task<KVDelResponse> KVDel(KVDelRequest request, ServerCallContext context) =>
         Task.FromResult(new KVDelResponse

@@ -33,18 +33,20 @@ internal sealed class LogStreamerService : RayletLogStreamer.RayletLogStreamerBa
                 lines.Writer.TryWrite(new LogData { Msg = text, Level = level, Name = level == -1 ? "stdout" : "stderr" });
             }
         });
+        // The stream also ends when the server stops, so stopping never waits for idle log streams.
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _state.Stopping);
         var settings = Task.Run(async () =>
         {
-            while (await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
+            while (await requestStream.MoveNext(ended.Token).ConfigureAwait(false))
             {
                 Volatile.Write(ref enabled, requestStream.Current.Enabled);
             }
         });
         try
         {
-            await foreach (var line in lines.Reader.ReadAllAsync(context.CancellationToken).ConfigureAwait(false))
+            await foreach (var line in lines.Reader.ReadAllAsync(ended.Token).ConfigureAwait(false))
             {
-                await responseStream.WriteAsync(line, context.CancellationToken).ConfigureAwait(false);
+                await responseStream.WriteAsync(line, ended.Token).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException)

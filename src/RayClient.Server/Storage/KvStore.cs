@@ -3,7 +3,7 @@ using RayClient.Session;
 namespace RayClient.Server.Storage;
 
 /// <summary>Ray's internal KV store: byte keys and values per optional namespace (spec §9.4).</summary>
-internal sealed class KvStore
+internal sealed class KvStore(MemoryReclaimer? reclaimer = null)
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<string, SortedDictionary<string, byte[]>> _spaces = new(StringComparer.Ordinal);
@@ -38,10 +38,11 @@ internal sealed class KvStore
                 _spaces[Space(ns)] = space = new SortedDictionary<string, byte[]>(StringComparer.Ordinal);
             }
 
-            var existed = space.ContainsKey(Key(key));
+            var existed = space.TryGetValue(Key(key), out var old);
             if (!existed || overwrite)
             {
                 space[Key(key)] = value;
+                reclaimer?.OnFreed(old?.Length ?? 0);
             }
 
             return existed;
@@ -59,14 +60,23 @@ internal sealed class KvStore
 
             if (!byPrefix)
             {
-                return space.Remove(Key(key)) ? 1 : 0;
+                if (!space.Remove(Key(key), out var removed))
+                {
+                    return 0;
+                }
+
+                reclaimer?.OnFreed(removed.Length);
+                return 1;
             }
 
             var prefix = Key(key);
             var doomed = space.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).ToList();
             foreach (var k in doomed)
             {
-                space.Remove(k);
+                if (space.Remove(k, out var removed))
+                {
+                    reclaimer?.OnFreed(removed.Length);
+                }
             }
 
             return doomed.Count;

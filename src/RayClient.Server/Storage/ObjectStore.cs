@@ -8,11 +8,17 @@ namespace RayClient.Server.Storage;
 internal sealed class StoredObject
 {
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ObjectStore _store;
     private byte[]? _pooled;
+    private long _accounted;
     private int _references;
     private List<Action>? _waiters;
 
-    public StoredObject(RayId id) => Id = id;
+    public StoredObject(RayId id, ObjectStore store)
+    {
+        Id = id;
+        _store = store;
+    }
 
     public RayId Id { get; }
 
@@ -28,7 +34,12 @@ internal sealed class StoredObject
     /// <summary>Ids of refs pickled inside the value (kept alive while this object is).</summary>
     public IReadOnlyList<StoredObject>? Contained { get; private set; }
 
-    public bool TrySet(ReadOnlyMemory<byte> data, bool isError, byte[]? pooled = null, IReadOnlyList<StoredObject>? contained = null)
+    /// <summary>
+    /// Sets the object once. A value counts against the store's capacity (taken here, or before by
+    /// the caller with <see cref="ObjectStore.TryReserve"/> when <paramref name="reserved"/>); a
+    /// value that does not fit becomes Ray's <c>ObjectStoreFullError</c> instead.
+    /// </summary>
+    public bool TrySet(ReadOnlyMemory<byte> data, bool isError, byte[]? pooled = null, IReadOnlyList<StoredObject>? contained = null, bool reserved = false)
     {
         if (IsReady)
         {
@@ -37,7 +48,32 @@ internal sealed class StoredObject
                 ArrayPool<byte>.Shared.Return(pooled);
             }
 
+            if (reserved)
+            {
+                _store.Unreserve(data.Length);
+            }
+
             return false;
+        }
+
+        if (!isError && !reserved && !_store.TryReserve(data.Length))
+        {
+            var full = _store.FullError(Id, data.Length);
+            if (pooled is not null)
+            {
+                ArrayPool<byte>.Shared.Return(pooled);
+            }
+
+            foreach (var inner in contained ?? [])
+            {
+                _store.Release(inner);
+            }
+
+            (data, isError, pooled, contained) = (full, true, null, null);
+        }
+        else if (!isError)
+        {
+            _accounted = data.Length;
         }
 
         Data = data;
@@ -82,6 +118,12 @@ internal sealed class StoredObject
 
     public void Free()
     {
+        var accounted = Interlocked.Exchange(ref _accounted, 0);
+        if (accounted > 0)
+        {
+            _store.OnFreed(accounted);
+        }
+
         var pooled = Interlocked.Exchange(ref _pooled, null);
         if (pooled is not null && IsReady)
         {
@@ -95,17 +137,67 @@ internal sealed class StoredObject
 /// The server's object table. An object lives while a client holds it or a queued task needs it;
 /// clients hold what they put, what their tasks return and refs nested in values they got.
 /// </summary>
-internal sealed class ObjectStore
+internal sealed class ObjectStore(long capacity, MemoryReclaimer? reclaimer = null)
 {
     private readonly ConcurrentDictionary<RayId, StoredObject> _objects = new();
     private long _counter;
+    private long _used;
+
+    /// <summary>A store without a capacity limit.</summary>
+    public ObjectStore() : this(long.MaxValue)
+    {
+    }
 
     public int Count => _objects.Count;
+
+    /// <summary>Bytes the store may hold (Ray's object_store_memory).</summary>
+    public long Capacity => capacity;
+
+    /// <summary>Bytes of the values stored now.</summary>
+    public long UsedBytes => Interlocked.Read(ref _used);
+
+    /// <summary>Takes <paramref name="size"/> bytes of the capacity; false (and nothing taken) when they do not fit.</summary>
+    public bool TryReserve(long size)
+    {
+        var used = Interlocked.Read(ref _used);
+        while (true)
+        {
+            if (size > capacity - used)
+            {
+                return false;
+            }
+
+            var seen = Interlocked.CompareExchange(ref _used, used + size, used);
+            if (seen == used)
+            {
+                return true;
+            }
+
+            used = seen;
+        }
+    }
+
+    public void Unreserve(long size) => Interlocked.Add(ref _used, -size);
+
+    /// <summary>An object's value was freed (its bytes go back to the OS in time, see <see cref="MemoryReclaimer"/>).</summary>
+    internal void OnFreed(long size)
+    {
+        Unreserve(size);
+        if (size >= 1024 * 1024)
+        {
+            reclaimer?.OnFreed(size);
+        }
+    }
+
+    /// <summary>Ray's <c>ObjectStoreFullError</c> for an object of <paramref name="size"/> bytes that does not fit.</summary>
+    public byte[] FullError(RayId id, long size) =>
+        RayClient.Server.ServerErrors.Pickle("ray.exceptions", "ObjectStoreFullError", string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"Failed to put object {id.Hex} in object store because it is full. Object size is {size} bytes; the store holds {UsedBytes} of its {capacity} bytes (LocalRayServerOptions.ObjectStoreMemory, rayclient start --object-store-memory). The object store is full of objects that are still in scope and cannot be evicted: release the refs you no longer need, or give the server more object store memory."));
 
     public StoredObject Create()
     {
         // No reference yet: the caller takes one (a client hold, a task dependency).
-        var entry = new StoredObject(RayId.NewUnique(28, ref _counter));
+        var entry = new StoredObject(RayId.NewUnique(28, ref _counter), this);
         _objects[entry.Id] = entry;
         return entry;
     }

@@ -70,6 +70,18 @@ internal sealed class WorkerPool : IAsyncDisposable
         return victims.Count;
     }
 
+    /// <summary>
+    /// Marks <paramref name="worker"/> as running work of <paramref name="clientId"/>, under the lock
+    /// <see cref="KillWorkersOf"/> reads under, so a job's end never misses it.
+    /// </summary>
+    public void Assign(WorkerProcess worker, string clientId)
+    {
+        lock (_lock)
+        {
+            worker.CurrentClientId = clientId;
+        }
+    }
+
     public async Task<WorkerProcess> AcquireAsync(WorkerEnvironment environment, CancellationToken cancellationToken)
     {
         lock (_lock)

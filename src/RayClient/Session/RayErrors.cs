@@ -138,6 +138,11 @@ internal static class RayErrors
             return new RayTaskCancelledException($"{context}: {error.Message}");
         }
 
+        if (shortType is "ObjectStoreFullError")
+        {
+            return new RayObjectStoreFullException($"{context}: the object store is full: {error.Message}");
+        }
+
         if (shortType is "RuntimeEnvSetupError")
         {
             return new RayRuntimeEnvException($"{context}: the runtime env could not be set up: {error.Message}");
