@@ -72,6 +72,8 @@ public sealed class LocalRayServerOptions
     /// <c>require_client_auth</c>). Default: null, meaning <c>RAY_TLS_CA_CERT</c> when <c>RAY_USE_TLS</c> is set, else no client certificates.
     /// </summary>
     public string? TlsCaCertificateFile { get; set; }
+
+    /// <summary>
     /// The longest grace period a client may ask for in its Init (<c>reconnect_grace_period</c>):
     /// longer requests get this one, so a client cannot make the server keep a dead session's
     /// objects and unfinished uploads for hours. Default: 5 minutes (Ray's clients ask for 30 s).
