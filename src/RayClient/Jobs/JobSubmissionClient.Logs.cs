@@ -129,7 +129,7 @@ public sealed partial class JobSubmissionClient
         {
             return $"no answer within {_options.RequestTimeout.TotalSeconds:0.###} s";
         }
-        catch (WebSocketException e) when (socket.HttpStatusCode != 0)
+        catch (WebSocketException) when (socket.HttpStatusCode != 0)
         {
             var status = (int)socket.HttpStatusCode;
             if (IsTransientStatus(socket.HttpStatusCode))
@@ -138,7 +138,8 @@ public sealed partial class JobSubmissionClient
             }
 
             // The server answered the handshake with an error (404 unknown job, 400 DRIVER job, 401/403).
-            throw JobsErrors.FromResponse(status, e.Message, "follow job logs", jobId);
+            // (.NET does not expose the refused handshake's body.)
+            throw JobsErrors.FromResponse(status, null, "follow job logs", jobId);
         }
         catch (WebSocketException e)
         {
