@@ -44,6 +44,7 @@ public sealed class RayJobsTestServer : IAsyncDisposable
     private int _failStatus = 503;
     private int _abortNextSubmitAnswers;
     private int _dropTailAfter = -1;
+    private int _closeTailAfter = -1;
 
     private RayJobsTestServer(WebApplication app, string workDirectory, int port)
     {
@@ -80,6 +81,9 @@ public sealed class RayJobsTestServer : IAsyncDisposable
 
     /// <summary>The next <paramref name="count"/> submits are carried out, then their connection is aborted before the answer.</summary>
     public void AbortNextSubmitAnswers(int count) => Volatile.Write(ref _abortNextSubmitAnswers, count);
+
+    /// <summary>The next log tail is closed normally (1000) after <paramref name="messages"/> messages, though the job still runs (an agent restart does that).</summary>
+    public void CloseNextTailAfter(int messages) => Volatile.Write(ref _closeTailAfter, messages);
 
     /// <summary>The next log tail is aborted (no close frame) after <paramref name="messages"/> messages.</summary>
     public void DropNextTailAfter(int messages) => Volatile.Write(ref _dropTailAfter, messages);
@@ -371,6 +375,7 @@ public sealed class RayJobsTestServer : IAsyncDisposable
 
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
         var dropAfter = Interlocked.Exchange(ref _dropTailAfter, -1);
+        var closeAfter = Interlocked.Exchange(ref _closeTailAfter, -1);
         var sent = 0;
         var offset = 0;
         while (true)
@@ -401,6 +406,12 @@ public sealed class RayJobsTestServer : IAsyncDisposable
                 if (++sent == dropAfter)
                 {
                     context.Abort();
+                    return;
+                }
+
+                if (sent == closeAfter)
+                {
+                    await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, context.RequestAborted);
                     return;
                 }
             }

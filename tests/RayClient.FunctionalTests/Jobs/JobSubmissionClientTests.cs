@@ -246,13 +246,23 @@ public sealed class JobSubmissionClientTests : IAsyncLifetime
         Assert.True(error.IsTransient);
     }
 
-    [Fact]
-    public async Task TailJobLogsAsync_StreamDroppedMidway_ReconnectsAndDeliversEveryByteOnce()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task TailJobLogsAsync_StreamEndsWhileTheJobRuns_ReconnectsAndDeliversEveryByteOnce(bool abort)
     {
         await using var client = Client();
         var script = string.Join("; ", Enumerable.Range(1, 40).Select(i => $"echo line{i}"));
-        var id = await client.SubmitJobAsync(new JobSubmission(script + "; sleep 0.3; echo last"));
-        _server.DropNextTailAfter(1);
+        var id = await client.SubmitJobAsync(new JobSubmission(script + "; sleep 1; echo last"));
+        await Eventually.TrueAsync(async () => (await client.GetJobLogsAsync(id)).Contains("line40\n", StringComparison.Ordinal), "the job printed its lines");
+        if (abort)
+        {
+            _server.DropNextTailAfter(1); // no close frame: the client sees the connection break
+        }
+        else
+        {
+            _server.CloseNextTailAfter(1); // a normal close while the job still runs
+        }
 
         var text = new StringBuilder();
         await foreach (var chunk in client.TailJobLogsAsync(id).WithCancellation(new CancellationTokenSource(s_wait).Token))
