@@ -541,13 +541,12 @@ public sealed class RayJobsTestServer : IAsyncDisposable
             {
                 _process = process;
                 process.Start();
+                process.BeginOutputReadLine();
+                process.BeginErrorReadLine();
                 Status = "RUNNING";
                 _message = "Job is currently running.";
                 Signal();
             }
-
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
         }
 
         public bool Stop()
@@ -599,7 +598,11 @@ public sealed class RayJobsTestServer : IAsyncDisposable
 
         private void OnExited(Process process)
         {
-            // Let the asynchronous readers drain before the status turns terminal.
+            // Start has finished (the readers run), then let them drain before the status turns terminal.
+            lock (_lock)
+            {
+            }
+
             process.WaitForExit();
             lock (_lock)
             {
