@@ -65,7 +65,7 @@ internal sealed class JobCli
         {
             return await body().ConfigureAwait(false);
         }
-        catch (Exception e) when (e is RayException or ArgumentException or IOException or JsonException or FormatException or UnauthorizedAccessException)
+        catch (Exception e) when (e is RayException or ArgumentException or IOException or JsonException or FormatException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
         {
             await Error.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
             return 1;
