@@ -9,16 +9,20 @@ internal static class CliApp
     /// <summary>The command users type (the .NET tool's <c>ToolCommandName</c>), shown in usage text whatever the host process is called.</summary>
     public const string ToolName = "rayclient";
 
-    public static Command BuildRootCommand(TextWriter output, TextWriter error)
+    public static Command BuildRootCommand(TextWriter output, TextWriter error) => BuildRootCommand(output, error, null, null);
+
+    /// <summary>The command tree, with the environment the Jobs commands read and their poll interval substituted (tests).</summary>
+    internal static Command BuildRootCommand(TextWriter output, TextWriter error, Func<string, string?>? environment, TimeSpan? pollInterval)
     {
         // A RootCommand names itself after the host executable (RayClient.Cli under `dotnet run`,
         // testhost in tests); a plain command with the help and version options reads "rayclient" everywhere.
-        var root = new Command(ToolName, "rayclient: run Python tasks on Ray from .NET. 'demo' runs Ray's Fibonacci job example on the embedded server; 'start' serves the embedded server.")
+        var root = new Command(ToolName, "rayclient: run Python tasks on Ray from .NET. 'demo' runs Ray's Fibonacci job example on the embedded server; 'start' serves the embedded server; 'job' submits and manages Ray jobs.")
         {
             Options = { new System.CommandLine.Help.HelpOption(), new VersionOption() },
         };
         root.Subcommands.Add(DemoCommand.Create(output, error));
         root.Subcommands.Add(StartCommand.Create(output, error));
+        root.Subcommands.Add(JobCommand.Create(output, error, environment, pollInterval));
         return root;
     }
 
@@ -41,7 +45,8 @@ internal static class CliApp
                 Error = error,
                 EnableDefaultExceptionHandler = false,
                 // System.CommandLine would otherwise cancel on SIGINT/SIGTERM and force the exit (code 130)
-                // after 2 s; 'start' handles the signals itself and stops cleanly.
+                // after 2 s; the commands that outlive a signal ('start', following a job's logs) take it
+                // through TerminationSignals and finish cleanly.
                 ProcessTerminationTimeout = null,
             }, cancellationToken).ConfigureAwait(false);
         }

@@ -47,4 +47,19 @@ public static class RayEventIds
 
     /// <summary>A unary call is retried after a transient failure.</summary>
     public const int UnaryRetry = 1300;
+
+    /// <summary>The Jobs API address was taken from the environment or rewritten.</summary>
+    public const int JobsAddressWarning = 1400;
+
+    /// <summary>A Jobs API request is retried after a transient failure.</summary>
+    public const int JobsRequestRetry = 1401;
+
+    /// <summary>A job was submitted.</summary>
+    public const int JobSubmitted = 1402;
+
+    /// <summary>A retried submit found the job its earlier attempt created.</summary>
+    public const int JobSubmitRetryFoundJob = 1403;
+
+    /// <summary>A job's log stream ended early and is reopened.</summary>
+    public const int JobsLogTailReconnect = 1404;
 }

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using RayClient.Server;
 
 namespace RayClient.Cli.Commands;
@@ -72,15 +71,7 @@ internal static class StartCommand
 
                 // SIGINT (Ctrl+C) and SIGTERM stop the server; the default action (an immediate
                 // exit) is cancelled so the workers end and the work dir is deleted first.
-                using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                void OnSignal(PosixSignalContext context)
-                {
-                    context.Cancel = true;
-                    stop.Cancel();
-                }
-
-                using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
-                using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+                using var stop = new TerminationSignals(cancellationToken);
                 var server = await LocalRayServer.StartAsync(options, stop.Token).ConfigureAwait(false);
                 try
                 {
