@@ -25,9 +25,16 @@ public sealed class LocalRayServer : IAsyncDisposable
     private readonly bool _ownsWorkDirectory;
     private int _disposed;
 
-    private LocalRayServer(WebApplication app, ServerState state, ServerFaults faults, string workDirectory, bool ownsWorkDirectory, int port, string host)
+    private readonly Jobs.JobManager _jobs;
+    private readonly Jobs.JobsApi _jobsApi;
+
+    private LocalRayServer(WebApplication app, ServerState state, ServerFaults faults, string workDirectory, bool ownsWorkDirectory, int port, string host, Jobs.JobManager jobs, Jobs.JobsApi jobsApi)
     {
         _app = app;
+        _jobs = jobs;
+        _jobsApi = jobsApi;
+        DashboardPort = jobsApi.Port;
+        DashboardAddress = $"http://{(host.Contains(':', StringComparison.Ordinal) ? $"[{host}]" : host)}:{jobsApi.Port}";
         Faults = faults;
         _state = state;
         _workDirectory = workDirectory;
@@ -41,6 +48,15 @@ public sealed class LocalRayServer : IAsyncDisposable
 
     /// <summary>The TCP port the server listens on.</summary>
     public int Port { get; }
+
+    /// <summary>The TCP port of the Ray Jobs REST API.</summary>
+    public int DashboardPort { get; }
+
+    /// <summary>The <c>http://</c> address of the Ray Jobs REST API (what <c>ray job submit --address</c> takes).</summary>
+    public string DashboardAddress { get; }
+
+    /// <summary>Where job records and driver logs are kept.</summary>
+    public string DataDirectory => _jobs.DataDirectory;
 
     /// <summary>Fault-injection hooks for tests.</summary>
     public ServerFaults Faults { get; }
@@ -123,7 +139,27 @@ public sealed class LocalRayServer : IAsyncDisposable
 
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
         var port = new Uri(addresses.First()).Port;
-        return new LocalRayServer(app, state, faults, workDirectory, ownsWorkDirectory, port, options.Host);
+        var host = options.Host.Contains(':', StringComparison.Ordinal) ? $"[{options.Host}]" : options.Host;
+        state.ClientAddress = $"ray://{host}:{port}";
+        Jobs.JobManager? jobs = null;
+        try
+        {
+            jobs = new Jobs.JobManager(state, options.DataDirectory ?? Path.Combine(workDirectory, "data"), loggerFactory.CreateLogger("RayClient.Server.Jobs"));
+            var jobsApi = await Jobs.JobsApi.StartAsync(state, jobs, options.Host, options.DashboardPort, options.LoggerFactory, cancellationToken).ConfigureAwait(false);
+            jobs.DashboardAddress = $"http://{host}:{jobsApi.Port}";
+            return new LocalRayServer(app, state, faults, workDirectory, ownsWorkDirectory, port, options.Host, jobs, jobsApi);
+        }
+        catch
+        {
+            if (jobs is not null)
+            {
+                await jobs.DisposeAsync().ConfigureAwait(false);
+            }
+
+            await app.DisposeAsync().ConfigureAwait(false);
+            await state.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
     }
 
     /// <summary>Stops the server, its sessions and its workers.</summary>
@@ -134,6 +170,8 @@ public sealed class LocalRayServer : IAsyncDisposable
             return;
         }
 
+        await _jobsApi.DisposeAsync().ConfigureAwait(false);
+        await _jobs.DisposeAsync().ConfigureAwait(false);
         try
         {
             using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5));

@@ -30,6 +30,7 @@ internal sealed partial class ServerState : IAsyncDisposable
         Logger = logger;
         var (python, version) = PythonLocator.Resolve(options.PythonExecutable);
         PythonVersion = version;
+        PythonExecutable = python;
         Store = new ObjectStore();
         _packages = new RayClient.Server.RuntimeEnv.PackageCache(Path.Combine(workDirectory, "packages"));
         _venvs = new RayClient.Server.RuntimeEnv.VirtualEnvCache(Path.Combine(workDirectory, "venvs"), python);
@@ -60,6 +61,9 @@ internal sealed partial class ServerState : IAsyncDisposable
     public ILogger Logger { get; }
 
     public string PythonVersion { get; }
+
+    /// <summary>The interpreter workers (and job entrypoints' <c>python</c>) run.</summary>
+    public string PythonExecutable { get; }
 
     public ObjectStore Store { get; }
 
@@ -374,7 +378,7 @@ internal sealed partial class ServerState : IAsyncDisposable
     private const int ObjectIdLength = 28;
 
     /// <summary>The ids of <paramref name="objects"/> back to back, as a worker's callback answer carries them.</summary>
-    private static byte[] ConcatenateIds(StoredObject[] objects)
+    internal static byte[] ConcatenateIds(StoredObject[] objects)
     {
         var ids = new byte[ObjectIdLength * objects.Length];
         for (var i = 0; i < objects.Length; i++)
@@ -491,6 +495,7 @@ internal sealed partial class ServerState : IAsyncDisposable
         }
 
         _sessions.Clear();
+        await DisposeDriverLinkAsync().ConfigureAwait(false);
         await Pool.DisposeAsync().ConfigureAwait(false);
     }
 }

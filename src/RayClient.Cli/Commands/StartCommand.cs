@@ -11,13 +11,27 @@ internal static class StartCommand
         var port = new Option<int>("--port") { Description = "TCP port (0 = any free port).", DefaultValueFactory = _ => RayAddress.DefaultPort };
         var host = new Option<string>("--host") { Description = "Address to listen on (loopback by default: the server runs arbitrary Python).", DefaultValueFactory = _ => "127.0.0.1" };
         var cpus = new Option<double?>("--num-cpus") { Description = "CPUs offered to tasks (default: the machine's)." };
+        var dashboardPort = new Option<int>("--dashboard-port") { Description = "TCP port of the Ray Jobs REST API (0 = any free port).", DefaultValueFactory = _ => 8265 };
+        var dataDir = new Option<string>("--data-dir")
+        {
+            Description = "Where job records and logs are kept across restarts.",
+            DefaultValueFactory = _ => LocalRayServerOptions.DefaultDataDirectory,
+        };
         var command = new Command("start", "Serve the embedded Ray client server until Ctrl+C.");
         command.Options.Add(port);
         command.Options.Add(host);
         command.Options.Add(cpus);
+        command.Options.Add(dashboardPort);
+        command.Options.Add(dataDir);
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var options = new LocalRayServerOptions { Port = parse.GetValue(port), Host = parse.GetValue(host)! };
+            var options = new LocalRayServerOptions
+            {
+                Port = parse.GetValue(port),
+                Host = parse.GetValue(host)!,
+                DashboardPort = parse.GetValue(dashboardPort),
+                DataDirectory = parse.GetValue(dataDir),
+            };
             if (parse.GetValue(cpus) is { } n)
             {
                 options.NumCpus = n;
@@ -27,6 +41,7 @@ internal static class StartCommand
             {
                 await using var server = await LocalRayServer.StartAsync(options, cancellationToken).ConfigureAwait(false);
                 await output.WriteLineAsync($"Embedded Ray server listening at {server.Address}. Press Ctrl+C to stop.").ConfigureAwait(false);
+                await output.WriteLineAsync($"Ray Jobs API at {server.DashboardAddress} (job records and logs in {server.DataDirectory}).").ConfigureAwait(false);
                 try
                 {
                     await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
@@ -40,7 +55,7 @@ internal static class StartCommand
             }
             catch (IOException ex)
             {
-                await error.WriteLineAsync($"error: cannot listen on {options.Host}:{options.Port}: {ex.Message}").ConfigureAwait(false);
+                await error.WriteLineAsync($"error: cannot listen on {options.Host}:{options.Port} (Jobs API port {options.DashboardPort}): {ex.Message}").ConfigureAwait(false);
                 return 1;
             }
         });
