@@ -37,6 +37,7 @@ internal sealed partial class DriverLink : IAsyncDisposable
     private const byte KindGetActor = 50;
     private const byte KindCancel = 51;
     private const byte KindResult = 60;
+    private const byte KindLog = 61;
     private const int MaxFrame = int.MaxValue - 64;
 
     private readonly ServerState _state;
@@ -141,6 +142,7 @@ internal sealed partial class DriverLink : IAsyncDisposable
         private readonly SemaphoreSlim _writeLock = new(1, 1);
         private readonly NetworkStream _stream = client.GetStream();
         private ClientSession? _session;
+        private IDisposable? _logs;
 
         public string? SubmissionId { get; private set; }
 
@@ -183,6 +185,7 @@ internal sealed partial class DriverLink : IAsyncDisposable
             finally
             {
                 client.Close();
+                _logs?.Dispose();
                 if (_session is not null)
                 {
                     link._state.CloseSession(_session);
@@ -356,6 +359,10 @@ internal sealed partial class DriverLink : IAsyncDisposable
             session.Initialized = true;
             _session = session;
             SubmissionId = registration.SubmissionId;
+
+            // What the job's tasks print goes to the driver's stdout (so into the job's log), as
+            // Ray's log_to_driver does.
+            _logs = state.SubscribeLogs(session.ClientId, (text, level) => { _ = SendLogAsync(text); });
             var jobId = Convert.ToHexStringLower(session.JobId);
             var pid = int.TryParse(Encoding.ASCII.GetString(blobs[1]), NumberStyles.Integer, CultureInfo.InvariantCulture, out var p) ? p : 0;
             registration.Manager.OnDriverConnected(registration.SubmissionId, jobId, pid);
@@ -458,6 +465,31 @@ internal sealed partial class DriverLink : IAsyncDisposable
             blob.Length > 0 && double.TryParse(Encoding.ASCII.GetString(blob), NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds >= 0
                 ? TimeSpan.FromSeconds(seconds)
                 : null;
+
+        private async Task SendLogAsync(string text)
+        {
+            var data = Encoding.UTF8.GetBytes(text);
+            var frame = new byte[13 + 4 + data.Length];
+            BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)(frame.Length - 4));
+            frame[4] = KindLog;
+            BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(13), (uint)data.Length);
+            data.CopyTo(frame, 17);
+            try
+            {
+                await _writeLock.WaitAsync().ConfigureAwait(false);
+                try
+                {
+                    await _stream.WriteAsync(frame).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _writeLock.Release();
+                }
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException or SocketException)
+            {
+            }
+        }
 
         private async Task SafeRespondAsync(ulong seq, bool ok, params ReadOnlyMemory<byte>[] payload)
         {
