@@ -94,6 +94,7 @@ public sealed class LocalRayServer : IAsyncDisposable
         builder.WebHost.UseKestrelCore();
         builder.Services.AddRoutingCore();
         builder.Services.AddLogging();
+        builder.Services.AddSingleton<Microsoft.Extensions.Hosting.IHostLifetime, Jobs.EmbeddedHostLifetime>();
         if (options.LoggerFactory is not null)
         {
             builder.Services.AddSingleton(options.LoggerFactory);

@@ -184,6 +184,24 @@ public sealed class JobsDriverTests(JobsServerFixture fixture) : IClassFixture<J
     }
 
     [Fact]
+    public async Task DotNetDriver_ConnectsBackThroughRayAddress()
+    {
+        // A .NET driver as the entrypoint: rayclient's demo, connecting with RaySession to the
+        // RAY_ADDRESS the job's environment carries (what RaySession.ConnectAsync() reads by default).
+        var cli = Path.Combine(AppContext.BaseDirectory, "RayClient.Cli");
+        var id = await Http.SubmitAsync(new JsonObject { ["entrypoint"] = $"'{cli}' demo --address \"$RAY_ADDRESS\"" });
+
+        var (messages, _) = await Http.TailAsync(id);
+        var logs = string.Concat(messages);
+        var job = await Http.GetJobAsync(id);
+
+        Assert.True((string?)job["status"] == "SUCCEEDED", logs);
+        Assert.Contains($"Connected to {fixture.Server.Address}", logs);
+        Assert.Contains("CPUs in the Ray cluster: 2\n", logs);
+        Assert.EndsWith("[10, 10]\n", logs);
+    }
+
+    [Fact]
     public async Task PythonDriver_OutsideAJob_FailsWithAMessageSayingWhere()
     {
         using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(fixture.Server.State.PythonExecutable)

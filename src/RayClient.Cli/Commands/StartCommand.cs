@@ -42,9 +42,20 @@ internal static class StartCommand
                 await using var server = await LocalRayServer.StartAsync(options, cancellationToken).ConfigureAwait(false);
                 await output.WriteLineAsync($"Embedded Ray server listening at {server.Address}. Press Ctrl+C to stop.").ConfigureAwait(false);
                 await output.WriteLineAsync($"Ray Jobs API at {server.DashboardAddress} (job records and logs in {server.DataDirectory}).").ConfigureAwait(false);
+                // Ctrl+C and SIGTERM stop the server gracefully: running jobs are ended and
+                // their records stay on disk for the next start.
+                using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                void Stop(System.Runtime.InteropServices.PosixSignalContext context)
+                {
+                    context.Cancel = true;
+                    stopping.Cancel();
+                }
+
+                using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, Stop);
+                using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, Stop);
                 try
                 {
-                    await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
+                    await Task.Delay(Timeout.Infinite, stopping.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
                 {

@@ -50,6 +50,7 @@ internal sealed class JobsApi : IAsyncDisposable
         builder.WebHost.UseKestrelCore();
         builder.Services.AddRoutingCore();
         builder.Services.AddLogging();
+        builder.Services.AddSingleton<Microsoft.Extensions.Hosting.IHostLifetime, EmbeddedHostLifetime>();
         if (loggerFactory is not null)
         {
             builder.Services.AddSingleton(loggerFactory);
@@ -268,4 +269,17 @@ internal sealed class JobsApi : IAsyncDisposable
 
         await _app.DisposeAsync().ConfigureAwait(false);
     }
+}
+
+/// <summary>
+/// The hosts of the embedded server do not own the process: without this, the default console
+/// lifetime takes SIGINT/SIGTERM for itself (it cancels the signal's default action and only stops
+/// the host), so <c>rayclient start</c> never saw Ctrl+C and never exited. The owner of the
+/// server (the CLI, a test, an app) decides when to dispose it.
+/// </summary>
+internal sealed class EmbeddedHostLifetime : Microsoft.Extensions.Hosting.IHostLifetime
+{
+    public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
