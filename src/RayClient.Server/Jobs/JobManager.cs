@@ -858,7 +858,7 @@ internal sealed partial class JobManager : IAsyncDisposable
             if (!record.Status.IsTerminal())
             {
                 var was = record.Status.ToWire();
-                if (record.ProcessGroup is { } group && SendSignal(-group, 0) == 0)
+                if (record.ProcessGroup is { } group && IsJobProcess(group, record.SubmissionId))
                 {
                     _ = SendSignal(-group, SigKill); // a driver left behind by a server that crashed
                 }
@@ -869,6 +869,32 @@ internal sealed partial class JobManager : IAsyncDisposable
                 Persist(job);
                 LogJobRecovered(_logger, record.SubmissionId, was);
             }
+        }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="pid"/> is still this job's entrypoint (its environment names the
+    /// job), so that a recycled pid never gets a signal meant for a driver left behind.
+    /// </summary>
+    private static bool IsJobProcess(int pid, string submissionId)
+    {
+        try
+        {
+            var environ = File.ReadAllText($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/environ");
+            var marker = "RAY_JOB_CONFIG_JSON_ENV_VAR=";
+            var start = environ.IndexOf(marker, StringComparison.Ordinal);
+            if (start < 0)
+            {
+                return false;
+            }
+
+            var end = environ.IndexOf('\0', start);
+            var config = JsonNode.Parse(environ[(start + marker.Length)..(end < 0 ? environ.Length : end)]);
+            return (string?)config?["metadata"]?["job_submission_id"] == submissionId;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        {
+            return false; // gone, not ours, or no /proc (macOS): leave it alone
         }
     }
 
