@@ -39,6 +39,12 @@ internal sealed partial class JobManager : IAsyncDisposable
         "n=os.open(os.devnull,os.O_RDONLY);os.dup2(n,0);os.close(n)\n" +
         "os.execv('/bin/sh',['/bin/sh','-c',sys.argv[2]])\n";
 
+    /// <summary>The same with <c>setsid</c>: the log on fds 1 and 2, stdin from /dev/null, then <c>/bin/sh -c</c>.</summary>
+    private const string ShellLauncher = "exec >>\"$1\" 2>&1 </dev/null; exec /bin/sh -c \"$2\"";
+
+    /// <summary>util-linux <c>setsid</c>, when the system has it (Linux); null elsewhere (macOS).</summary>
+    private static readonly string? Setsid = new[] { "/usr/bin/setsid", "/bin/setsid" }.FirstOrDefault(File.Exists);
+
     private static readonly char[] IdAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz123456789".ToCharArray();
 
     private readonly ServerState _state;
@@ -309,15 +315,26 @@ internal sealed partial class JobManager : IAsyncDisposable
         Persist(job);
         job.Changed();
         var python = environment.PythonExecutable ?? _state.PythonExecutable;
-        var start = new ProcessStartInfo(_state.PythonExecutable)
+        var start = new ProcessStartInfo(Setsid ?? _state.PythonExecutable)
         {
             UseShellExecute = false,
             WorkingDirectory = environment.WorkingDirectory ?? _state.WorkDirectory,
         };
-        start.ArgumentList.Add("-c");
-        start.ArgumentList.Add(Launcher);
-        start.ArgumentList.Add(job.LogPath);
-        start.ArgumentList.Add(record.Entrypoint);
+        if (Setsid is not null)
+        {
+            // util-linux setsid (a few ms) rather than a Python launcher (a Python start).
+            foreach (var argument in new[] { "/bin/sh", "-c", ShellLauncher, "sh", job.LogPath, record.Entrypoint })
+            {
+                start.ArgumentList.Add(argument);
+            }
+        }
+        else
+        {
+            start.ArgumentList.Add("-c");
+            start.ArgumentList.Add(Launcher);
+            start.ArgumentList.Add(job.LogPath);
+            start.ArgumentList.Add(record.Entrypoint);
+        }
         ConfigureEnvironment(start.Environment, job, environment, python);
         AppendLog(job, $"Running entrypoint for job {record.SubmissionId}: {record.Entrypoint}", plain: true);
 
@@ -597,19 +614,23 @@ internal sealed partial class JobManager : IAsyncDisposable
     public bool Delete(string id)
     {
         var job = Require(id);
-        lock (_lock)
+        lock (job)
         {
-            if (!job.Record.Status.IsTerminal())
+            lock (_lock)
             {
-                throw JobsApiException.Traceback(500, "RuntimeError",
-                    $"Attempted to delete job '{job.Record.SubmissionId}', but it is in a non-terminal state {job.Record.Status.ToWire()}.");
+                if (!job.Record.Status.IsTerminal())
+                {
+                    throw JobsApiException.Traceback(500, "RuntimeError",
+                        $"Attempted to delete job '{job.Record.SubmissionId}', but it is in a non-terminal state {job.Record.Status.ToWire()}.");
+                }
+
+                _jobs.Remove(job.Record.SubmissionId);
             }
 
-            _jobs.Remove(job.Record.SubmissionId);
+            // Ray removes the record and keeps the driver log.
+            File.Delete(RecordPath(job.Record.SubmissionId));
         }
 
-        // Ray removes the record and keeps the driver log.
-        File.Delete(RecordPath(job.Record.SubmissionId));
         return true;
     }
 
@@ -814,19 +835,21 @@ internal sealed partial class JobManager : IAsyncDisposable
 
     private void Persist(Job job)
     {
-        string json;
-        lock (_lock)
-        {
-            if (!_jobs.ContainsKey(job.Record.SubmissionId))
-            {
-                return; // deleted
-            }
-
-            json = job.Record.ToStored().ToJsonString();
-        }
-
+        // One writer per job at a time, and the snapshot taken inside: a slower writer can never
+        // put an older status on disk after a newer one.
         lock (job)
         {
+            string json;
+            lock (_lock)
+            {
+                if (!_jobs.TryGetValue(job.Record.SubmissionId, out var current) || current != job)
+                {
+                    return; // deleted
+                }
+
+                json = job.Record.ToStored().ToJsonString();
+            }
+
             var path = RecordPath(job.Record.SubmissionId);
             var temp = path + ".tmp";
             File.WriteAllText(temp, json);
