@@ -43,6 +43,13 @@ public sealed class LocalRayServerOptions
     public int DashboardPort { get; set; }
 
     /// <summary>
+    /// A token the Jobs REST API requires (Ray's token auth mode: <c>Authorization: Bearer</c>,
+    /// <c>X-Ray-Authorization</c> or the <c>ray-authentication-token</c> cookie). Default: null,
+    /// meaning no authentication, Ray's default (<c>RAY_AUTH_MODE=disabled</c>).
+    /// </summary>
+    public string? DashboardAuthToken { get; set; }
+
+    /// <summary>
     /// Where job records and driver logs are kept, so that they survive a restart of the server.
     /// Default: null, meaning a folder inside <see cref="WorkDirectory"/> (gone with it). <c>rayclient
     /// start</c> uses <see cref="DefaultDataDirectory"/>.

@@ -86,6 +86,31 @@ public sealed class JobsLifecycleTests
         }
     }
 
+    [Fact]
+    public async Task Token_MissingIs401_WrongIs403_RightOneInAnyOfRaysPlacesPasses()
+    {
+        await using var server = await LocalRayServer.StartAsync(new LocalRayServerOptions { NumCpus = 1, DashboardAuthToken = "s3cret" });
+        using var http = new HttpClient();
+        async Task<(System.Net.HttpStatusCode, string)> GetAsync(string path, string? header = null, string? value = null)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, server.DashboardAddress + path);
+            if (header is not null)
+            {
+                request.Headers.TryAddWithoutValidation(header, value);
+            }
+
+            using var response = await http.SendAsync(request);
+            return (response.StatusCode, await response.Content.ReadAsStringAsync());
+        }
+
+        Assert.Equal((System.Net.HttpStatusCode.Unauthorized, "Unauthorized: Missing authentication token"), await GetAsync("/api/jobs/"));
+        Assert.Equal((System.Net.HttpStatusCode.Forbidden, "Forbidden: Invalid authentication token"), await GetAsync("/api/version", "Authorization", "Bearer wrong"));
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await GetAsync("/api/version", "Authorization", "Bearer s3cret")).Item1);
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await GetAsync("/api/jobs/", "X-Ray-Authorization", "Bearer s3cret")).Item1);
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await GetAsync("/api/jobs/", "Cookie", "ray-authentication-token=s3cret")).Item1);
+        Assert.Equal((System.Net.HttpStatusCode.OK, "{\"authentication_mode\":\"token\"}"), await GetAsync("/api/authentication_mode"));
+    }
+
     /// <summary>A `sleep` in its own session whose environment names <paramref name="submissionId"/>, as a job's entrypoint has.</summary>
     private static Process StartInOwnSession(string submissionId)
     {

@@ -31,7 +31,15 @@ internal static class StartCommand
                 Host = parse.GetValue(host)!,
                 DashboardPort = parse.GetValue(dashboardPort),
                 DataDirectory = parse.GetValue(dataDir),
+
+                // Ray's token auth for the Jobs API: RAY_AUTH_MODE=token with RAY_AUTH_TOKEN.
+                DashboardAuthToken = Environment.GetEnvironmentVariable("RAY_AUTH_MODE") == "token" ? Environment.GetEnvironmentVariable("RAY_AUTH_TOKEN") : null,
             };
+            if (Environment.GetEnvironmentVariable("RAY_AUTH_MODE") == "token" && string.IsNullOrEmpty(options.DashboardAuthToken))
+            {
+                await error.WriteLineAsync("error: RAY_AUTH_MODE=token needs the token in RAY_AUTH_TOKEN.").ConfigureAwait(false);
+                return 2;
+            }
             if (parse.GetValue(cpus) is { } n)
             {
                 options.NumCpus = n;

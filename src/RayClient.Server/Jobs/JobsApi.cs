@@ -65,6 +65,13 @@ internal sealed class JobsApi : IAsyncDisposable
         app.Use(Unexpected);
         app.UseWebSockets();
         app.Use(RejectBrowsers);
+        var token = state.Options.DashboardAuthToken;
+        if (!string.IsNullOrEmpty(token))
+        {
+            var expected = Encoding.UTF8.GetBytes("Bearer " + token);
+            app.Use((context, next) => Authenticate(context, next, expected));
+        }
+
         app.UseRouting();
         Map(app, state, jobs);
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -101,8 +108,47 @@ internal sealed class JobsApi : IAsyncDisposable
         return next(context);
     }
 
+    /// <summary>
+    /// Ray's token auth (ray: python/ray/_private/authentication/http_token_authentication.py):
+    /// the token from Authorization, else X-Ray-Authorization, else the cookie; none is a 401,
+    /// a wrong one a 403. The mode query stays open, as in Ray.
+    /// </summary>
+    private static Task Authenticate(HttpContext context, RequestDelegate next, byte[] expected)
+    {
+        if (context.Request.Path.Equals("/api/authentication_mode", StringComparison.Ordinal))
+        {
+            return next(context);
+        }
+
+        var headers = context.Request.Headers;
+        var presented = headers.Authorization.ToString();
+        if (presented.Length == 0)
+        {
+            presented = headers["X-Ray-Authorization"].ToString();
+        }
+
+        if (presented.Length == 0 && context.Request.Cookies.TryGetValue("ray-authentication-token", out var cookie) && !string.IsNullOrEmpty(cookie))
+        {
+            presented = "Bearer " + cookie;
+        }
+
+        if (presented.Length == 0)
+        {
+            return Text(context, 401, "Unauthorized: Missing authentication token");
+        }
+
+        return System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(presented), expected)
+            ? next(context)
+            : Text(context, 403, "Forbidden: Invalid authentication token");
+    }
+
     private static void Map(WebApplication app, ServerState state, JobManager jobs)
     {
+        app.MapGet("/api/authentication_mode", (RequestDelegate)(context => Json(context, 200, new JsonObject
+        {
+            ["authentication_mode"] = string.IsNullOrEmpty(state.Options.DashboardAuthToken) ? "disabled" : "token",
+        })));
+
         app.MapGet("/api/version", (RequestDelegate)(context => Json(context, 200, new JsonObject
         {
             ["version"] = ApiVersion,
