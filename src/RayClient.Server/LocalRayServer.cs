@@ -25,9 +25,16 @@ public sealed class LocalRayServer : IAsyncDisposable
     private readonly WorkDirectory _workDirectory;
     private int _disposed;
 
-    private LocalRayServer(WebApplication app, ServerState state, ServerFaults faults, WorkDirectory workDirectory, int port, string host)
+    private readonly Jobs.JobManager _jobs;
+    private readonly Jobs.JobsApi _jobsApi;
+
+    private LocalRayServer(WebApplication app, ServerState state, ServerFaults faults, WorkDirectory workDirectory, int port, string host, Jobs.JobManager jobs, Jobs.JobsApi jobsApi)
     {
         _app = app;
+        _jobs = jobs;
+        _jobsApi = jobsApi;
+        DashboardPort = jobsApi.Port;
+        DashboardAddress = $"http://{(host.Contains(':', StringComparison.Ordinal) ? $"[{host}]" : host)}:{jobsApi.Port}";
         Faults = faults;
         _state = state;
         _workDirectory = workDirectory;
@@ -49,6 +56,15 @@ public sealed class LocalRayServer : IAsyncDisposable
 
     /// <summary>Whether clients must send the token.</summary>
     public bool RequiresToken { get; private init; }
+
+    /// <summary>The TCP port of the Ray Jobs REST API.</summary>
+    public int DashboardPort { get; }
+
+    /// <summary>The <c>http://</c> address of the Ray Jobs REST API (what <c>ray job submit --address</c> takes).</summary>
+    public string DashboardAddress { get; }
+
+    /// <summary>Where job records and driver logs are kept.</summary>
+    public string DataDirectory => _jobs.DataDirectory;
 
     /// <summary>Fault-injection hooks for tests.</summary>
     public ServerFaults Faults { get; }
@@ -168,12 +184,34 @@ public sealed class LocalRayServer : IAsyncDisposable
 
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
         var port = new Uri(addresses.First()).Port;
-        return new LocalRayServer(app, state, faults, workDirectory, port, listenAddress.ToString())
+        // Job drivers connect back here: a wildcard bind is reached through loopback.
+        var clientHost = listenAddress.Equals(IPAddress.Any) ? IPAddress.Loopback : listenAddress.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback : listenAddress;
+        var host = clientHost.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{clientHost}]" : clientHost.ToString();
+        state.ClientAddress = $"ray://{host}:{port}";
+        Jobs.JobManager? jobs = null;
+        try
         {
-            ListenAddress = listenAddress,
-            UsesTls = security.Certificate is not null,
-            RequiresToken = security.RequiresToken,
-        };
+            jobs = new Jobs.JobManager(state, options.DataDirectory ?? Path.Combine(workDirectory.Path, "data"), loggerFactory.CreateLogger("RayClient.Server.Jobs"));
+            var jobsApi = await Jobs.JobsApi.StartAsync(state, jobs, listenAddress, security, options.DashboardPort, options.LoggerFactory, cancellationToken).ConfigureAwait(false);
+            jobs.DashboardAddress = $"http://{host}:{jobsApi.Port}";
+            return new LocalRayServer(app, state, faults, workDirectory, port, listenAddress.ToString(), jobs, jobsApi)
+            {
+                ListenAddress = listenAddress,
+                UsesTls = security.Certificate is not null,
+                RequiresToken = security.RequiresToken,
+            };
+        }
+        catch
+        {
+            if (jobs is not null)
+            {
+                await jobs.DisposeAsync().ConfigureAwait(false);
+            }
+
+            await app.DisposeAsync().ConfigureAwait(false);
+            await state.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
     }
 
     /// <summary>
@@ -189,6 +227,8 @@ public sealed class LocalRayServer : IAsyncDisposable
 
         _state.BeginStop();
         Faults.CutAllStreams(); // Kestrel's graceful stop would otherwise wait for every Datapath to end
+        await _jobsApi.DisposeAsync().ConfigureAwait(false);
+        await _jobs.DisposeAsync().ConfigureAwait(false);
         try
         {
             using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
@@ -204,7 +244,7 @@ public sealed class LocalRayServer : IAsyncDisposable
     }
 
     /// <summary>A host lifetime that leaves process signals alone.</summary>
-    private sealed class EmbeddedLifetime : IHostLifetime
+    internal sealed class EmbeddedLifetime : IHostLifetime
     {
         public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 

@@ -117,6 +117,36 @@ public sealed class LocalRayServerOptions
     /// <summary>The most entries one runtime-env package may hold. Default: 100,000.</summary>
     public int MaxPackageFiles { get; set; } = 100_000;
 
+    /// <summary>
+    /// TCP port of the Ray Jobs REST API (Ray's dashboard port); 0 picks a free one. Default: 0.
+    /// (<c>rayclient start</c> uses 8265, Ray's dashboard port.)
+    /// </summary>
+    public int DashboardPort { get; set; }
+
+    /// <summary>
+    /// Where job records and driver logs are kept, so that they survive a restart of the server.
+    /// Default: null, meaning a folder inside <see cref="WorkDirectory"/> (gone with it). <c>rayclient
+    /// start</c> uses <see cref="DefaultDataDirectory"/>.
+    /// </summary>
+    public string? DataDirectory { get; set; }
+
+    /// <summary>The stable per-user data directory: <c>rayclient/server</c> under the user's local application data folder.</summary>
+    public static string DefaultDataDirectory =>
+        Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "rayclient", "server");
+
+    /// <summary>
+    /// How long a stopped job's processes get between the stop signal and SIGKILL, when neither the
+    /// job's env_vars nor the server's environment set <c>RAY_JOB_STOP_WAIT_TIME_S</c>. Default: 3 s (Ray's).
+    /// </summary>
+    public TimeSpan JobStopWaitTime { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>
+    /// How long a job may stay PENDING (waiting for its entrypoint resources) before it fails.
+    /// Default: <c>RAY_JOB_START_TIMEOUT_SECONDS</c>, or 900 s (Ray's).
+    /// </summary>
+    public TimeSpan JobStartTimeout { get; set; } =
+        TimeSpan.FromSeconds(double.TryParse(Environment.GetEnvironmentVariable("RAY_JOB_START_TIMEOUT_SECONDS"), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var s) && s > 0 ? s : 900);
+
     /// <summary>Logging. Default: none.</summary>
     public ILoggerFactory? LoggerFactory { get; set; }
 
@@ -184,6 +214,16 @@ public sealed class LocalRayServerOptions
         if (Port is < 0 or > 65535)
         {
             throw new ArgumentOutOfRangeException(nameof(Port), Port, $"The port {Port} is not a TCP port: use 0 (any free port) to 65535.");
+        }
+
+        if (DashboardPort is < 0 or > 65535)
+        {
+            throw new ArgumentOutOfRangeException(nameof(DashboardPort), DashboardPort, "Must be 0 (any free port) to 65535.");
+        }
+
+        if (JobStopWaitTime < TimeSpan.Zero || JobStartTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(JobStopWaitTime), "Job timeouts must be positive.");
         }
 
         if (NumCpus < 0 || NumGpus < 0 || !double.IsFinite(NumCpus) || !double.IsFinite(NumGpus))

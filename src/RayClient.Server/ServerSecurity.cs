@@ -29,6 +29,9 @@ internal sealed class ServerSecurity
         ClientRoots = clientRoots;
     }
 
+    /// <summary>The <c>authorization</c> value callers must send (<c>Bearer &lt;token&gt;</c>), as UTF-8; null when no token is required.</summary>
+    public byte[]? ExpectedAuthorization => _expectedHeader;
+
     /// <summary>Whether callers must present the token.</summary>
     public bool RequiresToken => _expectedHeader is not null;
 

@@ -37,6 +37,7 @@ internal sealed partial class ServerState : IAsyncDisposable
         Store = new ObjectStore(options.ResolveObjectStoreMemory(), _reclaimer);
         Uploads = new UploadBudget(options.MaxPendingUploadBytes, options.MaxPendingUploadBytesPerSession);
         _packages = new RayClient.Server.RuntimeEnv.PackageCache(Path.Combine(workDirectory, "packages"), options.MaxPackageUnpackedSize, options.MaxPackageFiles);
+        PythonExecutable = python;
         _venvs = new RayClient.Server.RuntimeEnv.VirtualEnvCache(Path.Combine(workDirectory, "venvs"), python);
         Pool = new WorkerPool(python, Path.Combine(workDirectory, "worker"), Math.Max(2, (int)Math.Ceiling(options.NumCpus) * 2), OnWorkerOutput, OnWorkerCallbackAsync);
         var resources = new Dictionary<string, double>(StringComparer.Ordinal)
@@ -65,6 +66,9 @@ internal sealed partial class ServerState : IAsyncDisposable
     public ILogger Logger { get; }
 
     public string PythonVersion { get; }
+
+    /// <summary>The interpreter workers (and job entrypoints' <c>python</c>) run.</summary>
+    public string PythonExecutable { get; }
 
     public ObjectStore Store { get; }
 
@@ -395,7 +399,7 @@ internal sealed partial class ServerState : IAsyncDisposable
     private const int ObjectIdLength = 28;
 
     /// <summary>The ids of <paramref name="objects"/> back to back, as a worker's callback answer carries them.</summary>
-    private static byte[] ConcatenateIds(StoredObject[] objects)
+    internal static byte[] ConcatenateIds(StoredObject[] objects)
     {
         var ids = new byte[ObjectIdLength * objects.Length];
         for (var i = 0; i < objects.Length; i++)
@@ -513,6 +517,7 @@ internal sealed partial class ServerState : IAsyncDisposable
         }
 
         _sessions.Clear();
+        await DisposeDriverLinkAsync().ConfigureAwait(false);
         await Pool.DisposeAsync().ConfigureAwait(false);
         _reclaimer.Dispose();
     }

@@ -117,6 +117,7 @@ internal static class Program
         }
 
         await MeasureReconnectsAsync(server, workingDir, quick, rows, baseline);
+        await JobsBenchmark.MeasureAsync(server, quick, rows, baseline);
 
         Console.WriteLine();
         Console.WriteLine($"RayClient benchmarks — {Environment.ProcessorCount} cores, .NET {Environment.Version}, embedded server, {DateTime.UtcNow:u}");

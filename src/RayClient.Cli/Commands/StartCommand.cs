@@ -18,6 +18,12 @@ internal static class StartCommand
         var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert (default: RAY_TLS_SERVER_KEY when RAY_USE_TLS=1)." };
         var tlsCa = new Option<string?>("--tls-ca-cert") { Description = "PEM CA: clients must present a certificate it issued, mutual TLS (default: RAY_TLS_CA_CERT when RAY_USE_TLS=1)." };
         var allowOpen = new Option<bool>("--allow-unauthenticated-network-access") { Description = "DANGEROUS: listen on a non-loopback --host without a token, letting anyone who reaches the port run any Python code as you." };
+        var dashboardPort = new Option<int>("--dashboard-port") { Description = "TCP port of the Ray Jobs REST API (0 = any free port).", DefaultValueFactory = _ => 8265 };
+        var dataDir = new Option<string>("--data-dir")
+        {
+            Description = "Where job records and logs are kept across restarts.",
+            DefaultValueFactory = _ => LocalRayServerOptions.DefaultDataDirectory,
+        };
         var command = new Command("start", "Serve the embedded Ray client server until Ctrl+C.");
         command.Options.Add(port);
         command.Options.Add(host);
@@ -31,6 +37,8 @@ internal static class StartCommand
         command.Options.Add(allowOpen);
         var limits = new ServerLimitOptions();
         limits.AddTo(command);
+        command.Options.Add(dashboardPort);
+        command.Options.Add(dataDir);
         command.SetAction(async (parse, cancellationToken) =>
         {
             var options = new LocalRayServerOptions
@@ -43,6 +51,8 @@ internal static class StartCommand
                 TlsKeyFile = parse.GetValue(tlsKey),
                 TlsCaCertificateFile = parse.GetValue(tlsCa),
                 AllowUnauthenticatedNetworkAccess = parse.GetValue(allowOpen),
+                DashboardPort = parse.GetValue(dashboardPort),
+                DataDirectory = parse.GetValue(dataDir),
             };
             if (parse.GetValue(cpus) is { } n)
             {
@@ -82,6 +92,7 @@ internal static class StartCommand
 
                     await output.WriteLineAsync(
                         $"Embedded Ray server listening at {server.Address}{(server.UsesTls ? " (TLS)" : string.Empty)}{(server.RequiresToken ? ", token required" : string.Empty)}. Press Ctrl+C to stop.").ConfigureAwait(false);
+                    await output.WriteLineAsync($"Ray Jobs API at {server.DashboardAddress} (job records and logs in {server.DataDirectory}).").ConfigureAwait(false);
                     await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
                     try
                     {
@@ -109,7 +120,7 @@ internal static class StartCommand
             }
             catch (IOException ex)
             {
-                await error.WriteLineAsync($"error: cannot listen on {options.Host}:{options.Port}: {ex.Message}").ConfigureAwait(false);
+                await error.WriteLineAsync($"error: cannot listen on {options.Host}:{options.Port} (Jobs API port {options.DashboardPort}): {ex.Message}").ConfigureAwait(false);
                 return 1;
             }
             catch (Exception ex) when (CliErrors.IsUserFacing(ex))

@@ -11,11 +11,13 @@
 # ((args, kwargs) with ray.util.client.client_pickler.PickleStub persistent ids), results leave
 # as protocol-5 pickles whose ObjectRefs/actor handles are PickleStub persistent ids again, the
 # convention of Ray's server pickler (ray: python/ray/util/client/server/server_pickler.py).
+import builtins
 import collections
 import concurrent.futures
 import importlib
 import io
 import itertools
+import marshal
 import os
 import pickle
 import struct
@@ -224,6 +226,48 @@ def _install_ray_stubs():
             raise TypeError("ray.get takes an ObjectRef or a list of them, not %r" % (refs,))
         return _WORKER.get(refs)
 
+    # Functions and classes a job driver defines in its script arrive by value (see ray_driver.py,
+    # which has the same helpers under the same names): code objects marshalled by the same
+    # interpreter, globals, defaults and closures pickled along, filled in after creation so
+    # that recursive references resolve.
+    byvalue = types.ModuleType("ray._byvalue")
+    empty_cell = "__rayclient_empty_cell__"
+
+    def _fn_skeleton(code, name, qualname, module, ncells, version):
+        if tuple(version) != tuple(sys.version_info[:2]):
+            raise RuntimeError("A function pickled by value on Python %d.%d cannot run on Python %d.%d."
+                               % (version[0], version[1], sys.version_info[0], sys.version_info[1]))
+        closure = tuple(types.CellType() for _ in range(ncells)) if ncells else None
+        fn = types.FunctionType(marshal.loads(code), {"__builtins__": builtins, "__name__": module}, name, None, closure)
+        fn.__qualname__ = qualname
+        fn.__module__ = module
+        return fn
+
+    def _fn_fill(fn, state):
+        names, defaults, kwdefaults, cells, attributes = state
+        fn.__globals__.update(names)
+        fn.__defaults__ = defaults
+        fn.__kwdefaults__ = kwdefaults
+        for cell, value in zip(fn.__closure__ or (), cells):
+            if value != empty_cell:
+                cell.cell_contents = value
+        fn.__dict__.update(attributes)
+        return fn
+
+    def _cls_skeleton(name, bases, qualname, module):
+        return type(name, tuple(bases), {"__module__": module, "__qualname__": qualname})
+
+    def _cls_fill(cls, attributes):
+        for key, value in attributes.items():
+            setattr(cls, key, value)
+        return cls
+
+    for helper in (_fn_skeleton, _fn_fill, _cls_skeleton, _cls_fill):
+        helper.__module__ = "ray._byvalue"
+        helper.__qualname__ = helper.__name__
+        setattr(byvalue, helper.__name__, helper)
+    ray._byvalue = byvalue
+
     ray.get = get
     ray.remote = remote
     ray.cancel = cancel
@@ -235,7 +279,8 @@ def _install_ray_stubs():
     for name, module in (("ray", ray), ("ray.util", util), ("ray.util.client", client),
                          ("ray.util.client.client_pickler", client_pickler),
                          ("ray.exceptions", exceptions),
-                         ("ray.remote_function", remote_function)):
+                         ("ray.remote_function", remote_function),
+                         ("ray._byvalue", byvalue)):
         sys.modules.setdefault(name, module)
     return sys.modules["ray"]
 

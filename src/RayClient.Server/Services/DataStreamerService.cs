@@ -489,44 +489,7 @@ internal sealed partial class DataStreamerService
             throw new TicketException(ServerErrors.ValueError($"The class payload {Convert.ToHexStringLower(task.PayloadId.Span)} is not an object of client {session.ClientId}."));
         }
 
-        var options = TaskOptionsReader.Read(task.Options?.PickledOptions);
-        var demand = options.Resources(defaultCpus: 0); // Ray: actors hold no CPU while running unless asked
-        if (_state.Scheduler.CheckFeasible(demand) is { } infeasible)
-        {
-            throw new TicketException(ServerErrors.ValueError($"Cannot create actor {task.Name}: {infeasible}"));
-        }
-
-        var held = RefScanner.FindHeld(session, args, out var topLevel);
-        var environment = Task.FromResult(session.Environment);
-        if (options.RuntimeEnv is { Count: > 0 } actorEnv)
-        {
-            environment = _state.ResolveEnvironmentAsync(RuntimeEnvMerge.Merge(session.RuntimeEnv, actorEnv), CancellationToken.None);
-        }
-
-        var rayNamespace = options.Namespace ?? session.Namespace;
-        var actor = _state.Actors.Create(
-            id => new Actors.ActorRecord
-            {
-                Id = id,
-                ClassName = task.Name,
-                ClassPickle = cls.Data,
-                InitArgs = args,
-                InitDependencies = topLevel,
-                Held = held,
-                Owner = session,
-                Name = options.Name,
-                Namespace = rayNamespace,
-                Detached = options.Detached,
-                MaxRestarts = options.MaxRestarts,
-                MaxConcurrency = options.MaxConcurrency,
-                MaxTaskRetries = options.MaxTaskRetries,
-                Environment = environment,
-                Resources = demand,
-            },
-            options.Name,
-            rayNamespace,
-            options.GetIfExists);
-        Actors.ActorManager.Hold(actor, session);
+        var actor = _state.CreateActor(session, task.Name, cls.Data, args, TaskOptionsReader.Read(task.Options?.PickledOptions));
         return new ClientTaskTicket { Valid = true, ReturnIds = { UnsafeByteOperations.UnsafeWrap(actor.Id.Bytes) } };
     }
 

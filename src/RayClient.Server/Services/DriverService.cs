@@ -165,18 +165,7 @@ internal sealed class DriverService : RayletDriver.RayletDriverBase
                 response.Json = "true";
                 break;
             case ClusterInfoType.Types.TypeEnum.Nodes:
-                response.Json = new JsonArray(new JsonObject
-                {
-                    ["NodeID"] = _state.NodeId,
-                    ["Alive"] = true,
-                    ["alive"] = true,
-                    ["NodeManagerAddress"] = "127.0.0.1",
-                    ["NodeManagerHostname"] = Environment.MachineName,
-                    ["NodeManagerPort"] = 0,
-                    ["NodeName"] = "127.0.0.1",
-                    ["Resources"] = new JsonObject(_state.Scheduler.Total.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
-                    ["Labels"] = new JsonObject(),
-                }).ToJsonString();
+                response.Json = _state.NodesJson();
                 break;
             case ClusterInfoType.Types.TypeEnum.ClusterResources:
                 response.ResourceTable = Table(_state.Scheduler.Total);

@@ -1,0 +1,542 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using RayClient.Serialization;
+using RayClient.Server.Storage;
+using RayClient.Server.Workers;
+using RayClient.Session;
+
+namespace RayClient.Server.Jobs;
+
+/// <summary>
+/// The link between a Python job driver (the embedded <c>ray</c> module, ray_driver.py) and the
+/// engine: a loopback socket speaking the framed protocol the workers use for their callbacks
+/// (u32 length | u8 kind | u64 seq | u32-prefixed blobs; answers carry a status blob first).
+/// A driver proves which job it belongs to with that job's secret token, then gets a session of
+/// the job (the job's runtime env), as a Ray driver gets its job. It only translates: tasks,
+/// actors and objects go through the same <see cref="ServerState"/> calls as the Datapath's.
+/// </summary>
+internal sealed partial class DriverLink : IAsyncDisposable
+{
+    private const byte KindHello = 40;
+    private const byte KindPut = 41;
+    private const byte KindGet = 42;
+    private const byte KindWait = 43;
+    private const byte KindSubmitTask = 44;
+    private const byte KindCreateActor = 45;
+    private const byte KindSubmitMethod = 46;
+    private const byte KindRelease = 47;
+    private const byte KindCluster = 48;
+    private const byte KindKillActor = 49;
+    private const byte KindGetActor = 50;
+    private const byte KindCancel = 51;
+    private const byte KindResult = 60;
+    private const byte KindLog = 61;
+    private const int MaxFrame = int.MaxValue - 64;
+
+    private readonly ServerState _state;
+    private readonly ILogger _logger;
+    private readonly TcpListener _listener;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ConcurrentDictionary<string, Registration> _byToken = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Connection, byte> _connections = new();
+    private readonly Task _acceptLoop;
+
+    public DriverLink(ServerState state)
+    {
+        _state = state;
+        _logger = state.Logger;
+        _listener = new TcpListener(IPAddress.Loopback, 0);
+        _listener.Start();
+        Address = $"127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}";
+        _acceptLoop = Task.Run(AcceptLoopAsync);
+    }
+
+    public string Address { get; }
+
+    /// <summary>Makes a token for a job's driver processes; returns it.</summary>
+    public string Register(string submissionId, WorkerEnvironment environment, JsonObject? runtimeEnv, JobManager manager)
+    {
+        var token = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
+        _byToken[token] = new Registration(submissionId, environment, runtimeEnv, manager);
+        return token;
+    }
+
+    /// <summary>Ends the sessions of a job's drivers (its objects, tasks and non-detached actors go with them).</summary>
+    public void CloseJob(string submissionId)
+    {
+        foreach (var (token, registration) in _byToken)
+        {
+            if (registration.SubmissionId == submissionId)
+            {
+                _byToken.TryRemove(token, out _);
+            }
+        }
+
+        foreach (var connection in _connections.Keys)
+        {
+            if (connection.SubmissionId == submissionId)
+            {
+                connection.Close();
+            }
+        }
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            TcpClient client;
+            try
+            {
+                client = await _listener.AcceptTcpClientAsync(_stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                if (_stop.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            client.NoDelay = true;
+            var connection = new Connection(this, client);
+            _connections[connection] = 0;
+            _ = connection.RunAsync(_stop.Token).ContinueWith(t => _connections.TryRemove(connection, out var _), TaskScheduler.Default);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        _listener.Stop();
+        foreach (var connection in _connections.Keys)
+        {
+            connection.Close();
+        }
+
+        try
+        {
+            await _acceptLoop.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        _stop.Dispose();
+    }
+
+    private sealed record Registration(string SubmissionId, WorkerEnvironment Environment, JsonObject? RuntimeEnv, JobManager Manager);
+
+    /// <summary>One driver process.</summary>
+    private sealed class Connection(DriverLink link, TcpClient client)
+    {
+        private readonly SemaphoreSlim _writeLock = new(1, 1);
+        private readonly NetworkStream _stream = client.GetStream();
+        private ClientSession? _session;
+        private IDisposable? _logs;
+
+        public string? SubmissionId { get; private set; }
+
+        public void Close()
+        {
+            client.Close();
+        }
+
+        public async Task RunAsync(CancellationToken cancellationToken)
+        {
+            var header = new byte[13];
+            try
+            {
+                while (true)
+                {
+                    await _stream.ReadExactlyAsync(header, cancellationToken).ConfigureAwait(false);
+                    var length = BinaryPrimitives.ReadUInt32LittleEndian(header);
+                    if (length < 9 || length > MaxFrame)
+                    {
+                        return;
+                    }
+
+                    var kind = header[4];
+                    var seq = BinaryPrimitives.ReadUInt64LittleEndian(header.AsSpan(5));
+                    var body = new byte[length - 9];
+                    await _stream.ReadExactlyAsync(body, cancellationToken).ConfigureAwait(false);
+                    var blobs = Split(body);
+                    if (_session is null && kind != KindHello)
+                    {
+                        return; // nothing before the handshake
+                    }
+
+                    // Gets and waits block: they answer later, the connection reads on.
+                    _ = HandleAsync(kind, seq, blobs, cancellationToken);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or SocketException or EndOfStreamException)
+            {
+            }
+            finally
+            {
+                client.Close();
+                _logs?.Dispose();
+                if (_session is not null)
+                {
+                    link._state.CloseSession(_session);
+                }
+            }
+        }
+
+        private static List<byte[]> Split(byte[] body)
+        {
+            var blobs = new List<byte[]>();
+            var pos = 0;
+            while (pos + 4 <= body.Length)
+            {
+                var n = (int)BinaryPrimitives.ReadUInt32LittleEndian(body.AsSpan(pos));
+                pos += 4;
+                blobs.Add(body.AsSpan(pos, n).ToArray());
+                pos += n;
+            }
+
+            return blobs;
+        }
+
+        private async Task HandleAsync(byte kind, ulong seq, List<byte[]> blobs, CancellationToken cancellationToken)
+        {
+            try
+            {
+                var state = link._state;
+                if (kind == KindHello)
+                {
+                    await HelloAsync(seq, blobs).ConfigureAwait(false);
+                    return;
+                }
+
+                var session = _session!;
+                switch (kind)
+                {
+                    case KindPut:
+                    {
+                        var entry = state.Store.Create();
+                        session.Hold(entry);
+                        var contained = RefScanner.FindHeld(session, blobs[0], out _);
+                        entry.TrySet(blobs[0], isError: false, pooled: null, contained);
+                        await RespondAsync(seq, true, entry.Id.Bytes).ConfigureAwait(false);
+                        return;
+                    }
+
+                    case KindGet:
+                        await GetAsync(session, seq, blobs, cancellationToken).ConfigureAwait(false);
+                        return;
+                    case KindWait:
+                        await WaitAsync(session, seq, blobs, cancellationToken).ConfigureAwait(false);
+                        return;
+                    case KindSubmitTask:
+                    {
+                        // key, function pickle, pickled (args, kwargs), pickled options
+                        var name = Encoding.UTF8.GetString(blobs[0]);
+                        var spec = state.PrepareTask(session, name, "drv:" + name + ":" + Convert.ToHexStringLower(SHA1.HashData(blobs[1])), blobs[1], blobs[2],
+                            TaskOptionsReader.Read(Google.Protobuf.UnsafeByteOperations.UnsafeWrap(blobs[3])), parent: null);
+                        try
+                        {
+                            await RespondAsync(seq, true, ServerState.ConcatenateIds(spec.Returns)).ConfigureAwait(false);
+                        }
+                        finally
+                        {
+                            state.Scheduler.Submit(spec);
+                        }
+
+                        return;
+                    }
+
+                    case KindCreateActor:
+                    {
+                        var actor = state.CreateActor(session, Encoding.UTF8.GetString(blobs[0]), blobs[1], blobs[2],
+                            TaskOptionsReader.Read(Google.Protobuf.UnsafeByteOperations.UnsafeWrap(blobs[3])));
+                        await RespondAsync(seq, true, actor.Id.Bytes).ConfigureAwait(false);
+                        return;
+                    }
+
+                    case KindSubmitMethod:
+                    {
+                        if (!state.Actors.TryGet(new RayId(blobs[0]), out var actor))
+                        {
+                            await RespondAsync(seq, false, ServerErrors.ValueError($"Can't run an actor the server doesn't have a handle for ({Convert.ToHexStringLower(blobs[0])}).")).ConfigureAwait(false);
+                            return;
+                        }
+
+                        var numReturns = int.Parse(Encoding.ASCII.GetString(blobs[3]), CultureInfo.InvariantCulture);
+                        var returns = state.SubmitActorCall(session, actor, Encoding.UTF8.GetString(blobs[1]), blobs[2], numReturns);
+                        await RespondAsync(seq, true, ServerState.ConcatenateIds(returns)).ConfigureAwait(false);
+                        return;
+                    }
+
+                    case KindRelease:
+                        foreach (var id in blobs)
+                        {
+                            _ = session.Release(new RayId(id), state.Store) || state.Actors.Release(session, new RayId(id));
+                        }
+
+                        await RespondAsync(seq, true).ConfigureAwait(false);
+                        return;
+                    case KindCluster:
+                        await RespondAsync(seq, true, Encoding.UTF8.GetBytes(state.ClusterInfoJson(Encoding.UTF8.GetString(blobs[0]), session))).ConfigureAwait(false);
+                        return;
+                    case KindKillActor:
+                        if (state.Actors.TryGet(new RayId(blobs[0]), out var victim))
+                        {
+                            state.Actors.Kill(victim, blobs[1].Length > 0 && blobs[1][0] == (byte)'1');
+                        }
+
+                        await RespondAsync(seq, true).ConfigureAwait(false);
+                        return;
+                    case KindGetActor:
+                    {
+                        var name = Encoding.UTF8.GetString(blobs[0]);
+                        var ns = blobs[1].Length == 0 ? session.Namespace : Encoding.UTF8.GetString(blobs[1]);
+                        var found = state.Actors.FindNamed(name, ns);
+                        if (found is null)
+                        {
+                            await RespondAsync(seq, false, ServerErrors.ValueError($"Failed to look up actor with name '{name}'. This could because 1. You are trying to look up a named actor you didn't create. 2. The named actor died. 3. You did not use a namespace matching the namespace of the actor.")).ConfigureAwait(false);
+                            return;
+                        }
+
+                        Actors.ActorManager.Hold(found, session);
+                        await RespondAsync(seq, true, found.Id.Bytes).ConfigureAwait(false);
+                        return;
+                    }
+
+                    case KindCancel:
+                        if (session.TryGetObject(new RayId(blobs[0]), out var output))
+                        {
+                            state.Scheduler.Cancel(output, blobs[1][0] == (byte)'1', blobs[2][0] == (byte)'1');
+                        }
+
+                        await RespondAsync(seq, true).ConfigureAwait(false);
+                        return;
+                    default:
+                        await RespondAsync(seq, false, ServerErrors.Pickle("builtins", "NotImplementedError", $"Unknown driver request {kind}.")).ConfigureAwait(false);
+                        return;
+                }
+            }
+            catch (TicketException ex)
+            {
+                await SafeRespondAsync(seq, false, ex.ErrorPickle).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException or SocketException or OperationCanceledException)
+            {
+            }
+            catch (Exception ex)
+            {
+                LogDriverRequestFailed(link._logger, kind, ex);
+                await SafeRespondAsync(seq, false, ServerErrors.Pickle("builtins", "RuntimeError", $"The embedded server failed the request: {ex.Message}")).ConfigureAwait(false);
+            }
+        }
+
+        private async Task HelloAsync(ulong seq, List<byte[]> blobs)
+        {
+            var token = Encoding.UTF8.GetString(blobs[0]);
+            if (!link._byToken.TryGetValue(token, out var registration))
+            {
+                await RespondAsync(seq, false, ServerErrors.Pickle("builtins", "ConnectionError", "This driver's job token is not known to the embedded server (the job has ended, or the server was restarted).")).ConfigureAwait(false);
+                Close();
+                return;
+            }
+
+            var state = link._state;
+            var session = state.GetOrCreateSession("driver-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)));
+            session.Namespace = $"anonymous-{Guid.NewGuid():N}";
+            session.RuntimeEnv = JobManager.ToPlain(registration.RuntimeEnv);
+            session.RuntimeEnvJson = registration.RuntimeEnv?.ToJsonString() ?? "{}";
+            session.Environment = registration.Environment;
+            session.Initialized = true;
+            _session = session;
+            SubmissionId = registration.SubmissionId;
+
+            // What the job's tasks print goes to the driver's stdout (so into the job's log), as
+            // Ray's log_to_driver does.
+            _logs = state.SubscribeLogs(session.ClientId, (text, level) => { _ = SendLogAsync(text); });
+            var jobId = Convert.ToHexStringLower(session.JobId);
+            var pid = int.TryParse(Encoding.ASCII.GetString(blobs[1]), NumberStyles.Integer, CultureInfo.InvariantCulture, out var p) ? p : 0;
+            registration.Manager.OnDriverConnected(registration.SubmissionId, jobId, pid);
+            var info = new JsonObject
+            {
+                ["job_id"] = jobId,
+                ["namespace"] = session.Namespace,
+                ["node_id"] = state.NodeId,
+                ["submission_id"] = registration.SubmissionId,
+                ["runtime_env"] = registration.RuntimeEnv?.DeepClone() ?? new JsonObject(),
+                ["client_id"] = session.ClientId,
+            };
+            await RespondAsync(seq, true, Encoding.UTF8.GetBytes(info.ToJsonString())).ConfigureAwait(false);
+        }
+
+        /// <summary>blobs: timeout seconds ("" = none), then ids. Answers every value, or the first error.</summary>
+        private async Task GetAsync(ClientSession session, ulong seq, List<byte[]> blobs, CancellationToken cancellationToken)
+        {
+            var entries = new List<StoredObject>(blobs.Count - 1);
+            foreach (var id in blobs.Skip(1))
+            {
+                if (!session.TryGetObject(new RayId(id), out var entry))
+                {
+                    await RespondAsync(seq, false, ServerErrors.ValueError($"ObjectRef {Convert.ToHexStringLower(id)} is not known to this driver.")).ConfigureAwait(false);
+                    return;
+                }
+
+                entries.Add(entry);
+            }
+
+            var ready = Task.WhenAll(entries.Select(e => e.Ready));
+            if (TimeoutOf(blobs[0]) is { } timeout)
+            {
+                try
+                {
+                    await ready.WaitAsync(timeout, link._state.Options.TimeProvider, cancellationToken).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                    await RespondAsync(seq, false, ServerErrors.GetTimeout($"Get timed out: some object(s) not ready after {Encoding.ASCII.GetString(blobs[0])} s.")).ConfigureAwait(false);
+                    return;
+                }
+            }
+            else
+            {
+                await ready.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            if (entries.FirstOrDefault(e => e.IsError) is { } failed)
+            {
+                await RespondAsync(seq, false, failed.Data).ConfigureAwait(false);
+                return;
+            }
+
+            await RespondAsync(seq, true, [.. entries.Select(e => e.Data)]).ConfigureAwait(false);
+        }
+
+        /// <summary>blobs: num_returns, timeout ("" = none), then ids. Answers the ready ids (in request order).</summary>
+        private async Task WaitAsync(ClientSession session, ulong seq, List<byte[]> blobs, CancellationToken cancellationToken)
+        {
+            var entries = new List<StoredObject>();
+            foreach (var id in blobs.Skip(2))
+            {
+                if (!session.TryGetObject(new RayId(id), out var entry))
+                {
+                    await RespondAsync(seq, false, ServerErrors.ValueError($"ObjectRef {Convert.ToHexStringLower(id)} is not known to this driver.")).ConfigureAwait(false);
+                    return;
+                }
+
+                entries.Add(entry);
+            }
+
+            var wanted = Math.Clamp(int.Parse(Encoding.ASCII.GetString(blobs[0]), CultureInfo.InvariantCulture), 0, entries.Count);
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            if (TimeoutOf(blobs[1]) is { } timeout)
+            {
+                deadline.CancelAfter(timeout);
+            }
+
+            var pending = entries.Where(e => !e.IsReady).Select(e => e.Ready).ToList();
+            while (entries.Count(e => e.IsReady) < wanted && pending.Count > 0)
+            {
+                try
+                {
+                    await Task.WhenAny(pending).WaitAsync(deadline.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    break;
+                }
+
+                pending.RemoveAll(t => t.IsCompleted);
+            }
+
+            var ready = entries.Where(e => e.IsReady).Take(wanted).ToList();
+            await RespondAsync(seq, true, ServerState.ConcatenateIds([.. ready])).ConfigureAwait(false);
+        }
+
+        private static TimeSpan? TimeoutOf(byte[] blob) =>
+            blob.Length > 0 && double.TryParse(Encoding.ASCII.GetString(blob), NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds >= 0
+                ? TimeSpan.FromSeconds(seconds)
+                : null;
+
+        private async Task SendLogAsync(string text)
+        {
+            var data = Encoding.UTF8.GetBytes(text);
+            var frame = new byte[13 + 4 + data.Length];
+            BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)(frame.Length - 4));
+            frame[4] = KindLog;
+            BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(13), (uint)data.Length);
+            data.CopyTo(frame, 17);
+            try
+            {
+                await _writeLock.WaitAsync().ConfigureAwait(false);
+                try
+                {
+                    await _stream.WriteAsync(frame).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _writeLock.Release();
+                }
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException or SocketException)
+            {
+            }
+        }
+
+        private async Task SafeRespondAsync(ulong seq, bool ok, params ReadOnlyMemory<byte>[] payload)
+        {
+            try
+            {
+                await RespondAsync(seq, ok, payload).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException or SocketException)
+            {
+            }
+        }
+
+        private async Task RespondAsync(ulong seq, bool ok, params ReadOnlyMemory<byte>[] payload)
+        {
+            long length = 9 + 4 + 1;
+            foreach (var blob in payload)
+            {
+                length += 4 + blob.Length;
+            }
+
+            var head = new byte[13 + 4 + 1];
+            BinaryPrimitives.WriteUInt32LittleEndian(head, checked((uint)length));
+            head[4] = KindResult;
+            BinaryPrimitives.WriteUInt64LittleEndian(head.AsSpan(5), seq);
+            BinaryPrimitives.WriteUInt32LittleEndian(head.AsSpan(13), 1);
+            head[17] = ok ? (byte)0 : (byte)1;
+            var prefix = new byte[4];
+            await _writeLock.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                await _stream.WriteAsync(head).ConfigureAwait(false);
+                foreach (var blob in payload)
+                {
+                    BinaryPrimitives.WriteUInt32LittleEndian(prefix, (uint)blob.Length);
+                    await _stream.WriteAsync(prefix).ConfigureAwait(false);
+                    await _stream.WriteAsync(blob).ConfigureAwait(false);
+                }
+
+                await _stream.FlushAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                _writeLock.Release();
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 2310, EventName = "DriverRequestFailed", Level = LogLevel.Error, Message = "A job driver's request of kind {Kind} failed inside the server.")]
+    private static partial void LogDriverRequestFailed(ILogger logger, byte kind, Exception exception);
+}

@@ -1,0 +1,154 @@
+using System.Reflection;
+using System.Text.Json.Nodes;
+using Google.Protobuf;
+using RayClient.Server.Jobs;
+using RayClient.Server.Scheduling;
+using RayClient.Server.Workers;
+
+namespace RayClient.Server;
+
+/// <summary>What jobs and their drivers need from the engine (the Datapath uses the same calls).</summary>
+internal sealed partial class ServerState
+{
+    private readonly Lock _driverGate = new();
+    private DriverLink? _driverLink;
+    private string? _driverModuleDirectory;
+
+    /// <summary>Ray's session name (<c>session_&lt;date&gt;_&lt;time&gt;_&lt;pid&gt;</c>), as /api/version reports it.</summary>
+    public string SessionName => field ??= $"session_{Options.TimeProvider.GetLocalNow():yyyy-MM-dd_HH-mm-ss_ffffff}_{Environment.ProcessId}";
+
+    /// <summary>The <c>ray://</c> address of this server (set once it listens).</summary>
+    public string ClientAddress { get; set; } = string.Empty;
+
+    /// <summary>The directory holding the embedded <c>ray</c> package that job drivers import (written on first use).</summary>
+    public string DriverModuleDirectory
+    {
+        get
+        {
+            lock (_driverGate)
+            {
+                if (_driverModuleDirectory is null)
+                {
+                    var root = Path.Combine(WorkDirectory, "driver");
+                    var package = Path.Combine(root, "ray");
+                    Directory.CreateDirectory(package);
+                    using var source = Assembly.GetExecutingAssembly().GetManifestResourceStream("RayClient.Server.ray_driver.py")
+                        ?? throw new InvalidOperationException("The ray_driver.py resource is missing from RayClient.Server.");
+                    using var target = File.Create(Path.Combine(package, "__init__.py"));
+                    source.CopyTo(target);
+                    _driverModuleDirectory = root;
+                }
+
+                return _driverModuleDirectory;
+            }
+        }
+    }
+
+    /// <summary>Lets a job's driver processes connect back; returns the link's address and the job's token.</summary>
+    public (string Address, string Token) RegisterJobDriver(string submissionId, WorkerEnvironment environment, JsonObject? runtimeEnv, JobManager manager)
+    {
+        DriverLink link;
+        lock (_driverGate)
+        {
+            link = _driverLink ??= new DriverLink(this);
+        }
+
+        return (link.Address, link.Register(submissionId, environment, runtimeEnv, manager));
+    }
+
+    /// <summary>A job ended: its drivers' sessions end too (Ray ends a job's tasks and actors with its driver).</summary>
+    public void CloseJobSessions(string submissionId)
+    {
+        DriverLink? link;
+        lock (_driverGate)
+        {
+            link = _driverLink;
+        }
+
+        link?.CloseJob(submissionId);
+    }
+
+    private async ValueTask DisposeDriverLinkAsync()
+    {
+        DriverLink? link;
+        lock (_driverGate)
+        {
+            link = _driverLink;
+            _driverLink = null;
+        }
+
+        if (link is not null)
+        {
+            await link.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The nodes table as Ray's <c>ray.nodes()</c> returns it (one node: this server).</summary>
+    public string NodesJson() => new JsonArray(new JsonObject
+    {
+        ["NodeID"] = NodeId,
+        ["Alive"] = true,
+        ["alive"] = true,
+        ["NodeManagerAddress"] = "127.0.0.1",
+        ["NodeManagerHostname"] = Environment.MachineName,
+        ["NodeManagerPort"] = 0,
+        ["NodeName"] = "127.0.0.1",
+        ["Resources"] = new JsonObject(Scheduler.Total.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
+        ["Labels"] = new JsonObject(),
+    }).ToJsonString();
+
+    /// <summary>Cluster information for a job driver: nodes, cluster_resources or available_resources.</summary>
+    public string ClusterInfoJson(string what, ClientSession session) => what switch
+    {
+        "nodes" => NodesJson(),
+        "cluster_resources" => new JsonObject(Scheduler.Total.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))).ToJsonString(),
+        "available_resources" => new JsonObject(Scheduler.AvailableSnapshot().Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))).ToJsonString(),
+        _ => throw new TicketException(ServerErrors.ValueError($"Unknown cluster information '{what}'.")),
+    };
+
+    /// <summary>
+    /// Creates an actor for <paramref name="session"/> (from the Datapath or a job driver): checks
+    /// that it can ever be placed, resolves its runtime env (merged onto the job's) and registers it.
+    /// </summary>
+    public Actors.ActorRecord CreateActor(ClientSession session, string className, ReadOnlyMemory<byte> classPickle, ReadOnlyMemory<byte> args, TaskOptionsReader options)
+    {
+        var demand = options.Resources(defaultCpus: 0); // Ray: actors hold no CPU while running unless asked
+        if (Scheduler.CheckFeasible(demand) is { } infeasible)
+        {
+            throw new TicketException(ServerErrors.ValueError($"Cannot create actor {className}: {infeasible}"));
+        }
+
+        var held = RefScanner.FindHeld(session, args, out var topLevel);
+        var environment = Task.FromResult(session.Environment);
+        if (options.RuntimeEnv is { Count: > 0 } actorEnv)
+        {
+            environment = ResolveEnvironmentAsync(RuntimeEnvMerge.Merge(session.RuntimeEnv, actorEnv), CancellationToken.None);
+        }
+
+        var rayNamespace = options.Namespace ?? session.Namespace;
+        var actor = Actors.Create(
+            id => new Actors.ActorRecord
+            {
+                Id = id,
+                ClassName = className,
+                ClassPickle = classPickle,
+                InitArgs = args,
+                InitDependencies = topLevel,
+                Held = held,
+                Owner = session,
+                Name = options.Name,
+                Namespace = rayNamespace,
+                Detached = options.Detached,
+                MaxRestarts = options.MaxRestarts,
+                MaxConcurrency = options.MaxConcurrency,
+                MaxTaskRetries = options.MaxTaskRetries,
+                Environment = environment,
+                Resources = demand,
+            },
+            options.Name,
+            rayNamespace,
+            options.GetIfExists);
+        RayClient.Server.Actors.ActorManager.Hold(actor, session);
+        return actor;
+    }
+}

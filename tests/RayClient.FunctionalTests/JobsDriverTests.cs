@@ -1,0 +1,220 @@
+using System.IO.Compression;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using RayClient.FunctionalTests.Infrastructure;
+
+namespace RayClient.FunctionalTests;
+
+/// <summary>Python drivers as jobs: the embedded server's `ray` module, connected back to the engine.</summary>
+public sealed class JobsDriverTests(JobsServerFixture fixture) : IClassFixture<JobsServerFixture>
+{
+    /// <summary>The seed's example job (Ray's Fibonacci job example), unchanged.</summary>
+    public const string SeedScript = """
+        import ray
+
+        ray.init()
+
+        print(f"Nodes in the Ray cluster: {len(ray.nodes())}")
+        print(f"Cluster resources: {ray.cluster_resources()}")
+
+
+        @ray.remote
+        def generate_fibonacci(sequence_size):
+            fibonacci = []
+            for i in range(0, sequence_size):
+                if i < 2:
+                    fibonacci.append(i)
+                    continue
+                fibonacci.append(fibonacci[i - 1] + fibonacci[i - 2])
+            return len(fibonacci)
+
+
+        sequence_size = 10
+        cpus = int(ray.cluster_resources()["CPU"])
+        print(ray.get([generate_fibonacci.remote(sequence_size) for _ in range(cpus)]))
+        """;
+
+    private JobsHttp Http => fixture.Http;
+
+    /// <summary>Uploads a directory holding <paramref name="files"/> as a working_dir package; returns its URI.</summary>
+    private async Task<string> UploadWorkingDirAsync(params (string Name, string Text)[] files)
+    {
+        using var zip = new MemoryStream();
+        using (var archive = new ZipArchive(zip, ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var (file, text) in files)
+            {
+                await using var entry = archive.CreateEntry(file).Open();
+                await using var writer = new StreamWriter(entry);
+                await writer.WriteAsync(text);
+            }
+        }
+
+        var bytes = zip.ToArray();
+        var name = $"_ray_pkg_{Convert.ToHexStringLower(SHA1.HashData(bytes))[..16]}.zip";
+        using var http = new HttpClient();
+        using var content = new ByteArrayContent(bytes);
+        using var response = await http.PutAsync($"{Http.BaseAddress}/api/packages/gcs/{name}", content);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return $"gcs://{name}";
+    }
+
+    private async Task<(JsonNode Job, string Logs)> RunAsync(string entrypoint, string workingDir)
+    {
+        var id = await Http.SubmitAsync(new JsonObject { ["entrypoint"] = entrypoint, ["runtime_env"] = new JsonObject { ["working_dir"] = workingDir } });
+        var (messages, _) = await Http.TailAsync(id);
+        var job = await Http.GetJobAsync(id);
+        return (job, string.Concat(messages));
+    }
+
+    [Fact]
+    public async Task SeedScript_AsAJob_PrintsTheClusterAndOneResultPerCpu()
+    {
+        var workingDir = await UploadWorkingDirAsync(("script.py", SeedScript));
+
+        var (job, logs) = await RunAsync("python script.py", workingDir);
+
+        Assert.True((string?)job["status"] == "SUCCEEDED", logs);
+        Assert.Contains("Nodes in the Ray cluster: 1\n", logs);
+        Assert.Contains("'CPU': 2.0", logs);
+        Assert.EndsWith("[10, 10]\n", logs); // 2 CPUs on this server
+        Assert.Matches("^[0-9a-f]{8}$", (string?)job["job_id"]); // the driver registered, as Ray links it
+        Assert.Equal((string?)job["job_id"], (string?)job["driver_info"]!["id"]);
+    }
+
+    [Fact]
+    public async Task PythonDriver_ActorsPutsWaitsContextAndErrors_WorkThroughTheEmbeddedServer()
+    {
+        const string script = """
+            import os
+            import ray
+
+            ray.init()
+            factor = 3
+
+            class Base:
+                def describe(self):
+                    return "counter at %d" % self.value
+
+            @ray.remote
+            class Counter(Base):
+                def __init__(self, start):
+                    self.value = start
+
+                def incr(self, by=1):
+                    self.value += by * factor
+                    return self.value
+
+            @ray.remote(num_returns=2)
+            def split(pair):
+                return pair[0], pair[1]
+
+            @ray.remote
+            def total(values, bonus):
+                return sum(values) + bonus
+
+            @ray.remote
+            def fail():
+                raise ValueError("task failed on purpose")
+
+            def make_adder(n):
+                @ray.remote
+                def add(x):
+                    return x + n
+                return add
+
+            counter = Counter.remote(10)
+            print("incr", ray.get([counter.incr.remote(), counter.incr.remote(by=2)]))
+            print("describe", ray.get(counter.describe.remote()))
+            data = ray.put([1, 2, 3])
+            print("total", ray.get(total.remote(data, bonus=100)))
+            a, b = split.remote(("left", "right"))
+            ready, not_ready = ray.wait([a, b], num_returns=2, timeout=30)
+            print("wait", len(ready), len(not_ready), ray.get(b))
+            print("closure", ray.get(make_adder(5).remote(1)))
+            try:
+                ray.get(fail.remote())
+            except ray.exceptions.RayTaskError as error:
+                print("error", "ValueError: task failed on purpose" in str(error))
+            ctx = ray.get_runtime_context()
+            print("context", ctx.get_job_id() == os.environ["RAY_JOB_ID_EXPECTED"] if "RAY_JOB_ID_EXPECTED" in os.environ else len(ctx.get_job_id()))
+            print("submission", ctx.get_submission_id())
+            try:
+                ray.timeline()
+            except AttributeError as error:
+                print("unsupported", error)
+            """;
+        var workingDir = await UploadWorkingDirAsync(("driver.py", script));
+
+        var (job, logs) = await RunAsync("python driver.py", workingDir);
+
+        Assert.True((string?)job["status"] == "SUCCEEDED", logs);
+        Assert.Contains("incr [13, 19]\n", logs);
+        Assert.Contains("describe counter at 19\n", logs);
+        Assert.Contains("total 106\n", logs);
+        Assert.Contains("wait 2 0 right\n", logs);
+        Assert.Contains("closure 6\n", logs);
+        Assert.Contains("error True\n", logs);
+        Assert.Contains("context 8\n", logs);
+        Assert.Contains($"submission {(string?)job["submission_id"]}\n", logs);
+        Assert.Contains("unsupported ray.timeline is not supported by the ray module of the RayClient embedded server", logs);
+    }
+
+    [Fact]
+    public async Task PythonDriver_TaskOutput_ReachesTheJobLog()
+    {
+        const string script = """
+            import ray
+
+            @ray.remote
+            def shout(word):
+                print("from the task:", word)
+                return word.upper()
+
+            print("result", ray.get(shout.remote("hello")))
+            """;
+        var workingDir = await UploadWorkingDirAsync(("shout.py", script));
+
+        var (job, logs) = await RunAsync("python shout.py", workingDir);
+
+        Assert.True((string?)job["status"] == "SUCCEEDED", logs);
+        Assert.Contains("result HELLO\n", logs); // ray.init() was implicit, as in Ray
+        await Eventually.TrueAsync(async () => (await Http.GetLogsAsync((string)job["submission_id"]!)).Contains("from the task: hello"), "the task's print reached the job log");
+    }
+
+    [Fact]
+    public async Task DotNetDriver_ConnectsBackThroughRayAddress()
+    {
+        // A .NET driver as the entrypoint: rayclient's demo, connecting with RaySession to the
+        // RAY_ADDRESS the job's environment carries (what RaySession.ConnectAsync() reads by default).
+        var cli = Path.Combine(AppContext.BaseDirectory, "RayClient.Cli");
+        var id = await Http.SubmitAsync(new JsonObject { ["entrypoint"] = $"'{cli}' demo --address \"$RAY_ADDRESS\"" });
+
+        var (messages, _) = await Http.TailAsync(id);
+        var logs = string.Concat(messages);
+        var job = await Http.GetJobAsync(id);
+
+        Assert.True((string?)job["status"] == "SUCCEEDED", logs);
+        Assert.Contains($"Connected to {fixture.Server.Address}", logs);
+        Assert.Contains("CPUs in the Ray cluster: 2\n", logs);
+        Assert.EndsWith("[10, 10]\n", logs);
+    }
+
+    [Fact]
+    public async Task PythonDriver_OutsideAJob_FailsWithAMessageSayingWhere()
+    {
+        using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(fixture.Server.State.PythonExecutable)
+        {
+            ArgumentList = { "-c", "import ray; ray.init()" },
+            Environment = { ["PYTHONPATH"] = fixture.Server.State.DriverModuleDirectory },
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        })!;
+        var stderr = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+
+        Assert.NotEqual(0, process.ExitCode);
+        Assert.Contains("ConnectionError: This is the ray module of the RayClient embedded server: it works inside a job", stderr);
+    }
+}
