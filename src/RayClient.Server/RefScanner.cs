@@ -23,7 +23,18 @@ internal static class RefScanner
         }
 
         var recorder = new Recorder();
-        var value = PickleReader.Read(pickle, recorder);
+        object? value;
+        try
+        {
+            value = PickleReader.Read(pickle, recorder);
+        }
+        catch (RaySerializationException ex)
+        {
+            // Client bytes that do not unpickle: an answer for that request (as Ray's server
+            // answers a failed loads_from_client), never a failed Datapath.
+            throw new TicketException(ServerErrors.Unpickling($"The value could not be unpickled: {ex.Message}"));
+        }
+
         var held = new List<StoredObject>(recorder.Stubs.Count);
         try
         {

@@ -12,6 +12,9 @@ internal static class ServerErrors
 
     public static byte[] ValueError(string message) => Pickle("builtins", "ValueError", message);
 
+    /// <summary>What Python's unpickler raises for bytes that are not a valid pickle (<c>pickle.UnpicklingError</c>).</summary>
+    public static byte[] Unpickling(string message) => Pickle("_pickle", "UnpicklingError", message);
+
     public static byte[] GetTimeout(string message) => Pickle("ray.exceptions", "GetTimeoutError", message);
 }
 

@@ -283,7 +283,8 @@ internal sealed partial class ServerState : IAsyncDisposable
         });
     }
 
-    private void OnWorkerOutput(WorkerProcess worker, string line)
+    /// <summary>A line a worker printed: <paramref name="level"/> is Ray's -1 (stdout) or -2 (stderr).</summary>
+    private void OnWorkerOutput(WorkerProcess worker, string line, int level)
     {
         // The line may arrive after the task's result: attribute it to the worker's last client.
         var clientId = worker.LastClientId;
@@ -304,7 +305,7 @@ internal sealed partial class ServerState : IAsyncDisposable
                     log.Backlog.Dequeue();
                 }
 
-                log.Backlog.Enqueue((text, -2));
+                log.Backlog.Enqueue((text, level));
                 return;
             }
 
@@ -313,7 +314,7 @@ internal sealed partial class ServerState : IAsyncDisposable
 
         foreach (var sink in sinks)
         {
-            sink(text, -2);
+            sink(text, level);
         }
     }
 

@@ -20,7 +20,19 @@ internal sealed class TaskOptionsReader
             return new TaskOptionsReader(values);
         }
 
-        if (PickleReader.Read(pickled.Memory) is not IDictionary dict)
+        object? decoded;
+        try
+        {
+            decoded = PickleReader.Read(pickled.Memory);
+        }
+        catch (RaySerializationException ex)
+        {
+            // Ray decodes the options inside Schedule and answers ClientTaskTicket(valid=False)
+            // with the exception; the Datapath goes on.
+            throw new TicketException(ServerErrors.Unpickling($"The task options could not be unpickled: {ex.Message}"));
+        }
+
+        if (decoded is not IDictionary dict)
         {
             throw new TicketException(ServerErrors.Pickle("builtins", "TypeError", "Task options must be a pickled dict."));
         }
@@ -54,10 +66,21 @@ internal sealed class TaskOptionsReader
 
     public int MaxConcurrency => GetInt("max_concurrency") is { } n ? (n >= 1 ? n : throw Invalid("max_concurrency must be >= 1")) : 1;
 
-    public IReadOnlyDictionary<string, object?>? RuntimeEnv =>
-        _values.GetValueOrDefault("runtime_env") is IDictionary env
-            ? ServerState.Entries(env).Where(e => e.Key is string).ToDictionary(e => (string)e.Key, e => e.Value, StringComparer.Ordinal)
-            : null;
+    /// <summary>The task's own runtime env: a dict or Ray's <c>RuntimeEnv</c> (a dict subclass), or null.</summary>
+    public IReadOnlyDictionary<string, object?>? RuntimeEnv
+    {
+        get
+        {
+            try
+            {
+                return PyMapping.ToRuntimeEnv(_values.GetValueOrDefault("runtime_env"), "runtime_env");
+            }
+            catch (InvalidOperationException ex)
+            {
+                throw Invalid(ex.Message);
+            }
+        }
+    }
 
     /// <summary>The resource demand, Ray-style: CPU defaults to <paramref name="defaultCpus"/>, zero amounts dropped.</summary>
     public Dictionary<string, double> Resources(double defaultCpus)
@@ -100,7 +123,8 @@ internal sealed class TaskOptionsReader
     {
         null => null,
         int i => i,
-        long l => checked((int)l),
+        long l when l is >= int.MinValue and <= int.MaxValue => (int)l,
+        long or System.Numerics.BigInteger => throw Invalid($"{key} is out of range."),
         _ => throw Invalid($"{key} must be an int."),
     };
 

@@ -385,19 +385,29 @@ public sealed partial class RaySession : IAsyncDisposable
 
     private static void WriteToConsole(RayLogLine line)
     {
-        switch (line.Level)
+        var writer = ConsoleWriterFor(line.Level, Console.Out, Console.Error);
+        if (line.Level < 0)
         {
-            case -1:
-                Console.Out.Write(line.Message);
-                break;
-            case -2:
-                Console.Error.Write(line.Message);
-                break;
-            case >= 30:
-                Console.Error.WriteLine(line.Message);
-                break;
+            writer?.Write(line.Message); // worker output carries its own line ends
+        }
+        else
+        {
+            writer?.WriteLine(line.Message);
         }
     }
+
+    /// <summary>
+    /// Where a forwarded line goes, as Ray's <c>logsclient.py</c> decides: -2 (a worker's stderr)
+    /// to stderr, any other negative level (stdout) to stdout; server log records of WARNING and
+    /// above to stderr, quieter ones nowhere.
+    /// </summary>
+    internal static TextWriter? ConsoleWriterFor(int level, TextWriter stdout, TextWriter stderr) => level switch
+    {
+        -2 => stderr,
+        < 0 => stdout,
+        >= 30 => stderr,
+        _ => null,
+    };
 
     // ------------------------------------------------------------------------------------------
     // Disposal

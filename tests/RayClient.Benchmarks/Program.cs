@@ -12,11 +12,18 @@ namespace RayClient.Benchmarks;
 /// python3 workers. Every figure is quoted with its ratio to a raw unary gRPC round trip on the
 /// same channel, measured in the same run, because machines here are noisy.
 /// Usage: dotnet run -c Release --project tests/RayClient.Benchmarks [-- --quick]
+/// Pickle fuzzing, the long run of the suite's bounded test:
+/// dotnet run -c Release --project tests/RayClient.Benchmarks -- --fuzz [iterations, default 1000000] [seed, default random]
 /// </summary>
 internal static class Program
 {
     private static async Task<int> Main(string[] args)
     {
+        if (args.Contains("--fuzz"))
+        {
+            return FuzzCommand.Run(args);
+        }
+
         var quick = args.Contains("--quick");
         var workingDir = Path.Combine(Path.GetTempPath(), "rayclient-bench", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(workingDir);

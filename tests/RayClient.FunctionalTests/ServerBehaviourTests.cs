@@ -113,4 +113,34 @@ public sealed class ServerBehaviourTests(ServerFixture fixture)
             },
             "the printed line arrived");
     }
+
+    [Fact]
+    public async Task Logs_StdoutAndStderr_ArriveWithRaysLevels()
+    {
+        // Ray's log stream: stdout lines with level -1 (name "stdout"), stderr with -2 ("stderr").
+        var lines = new List<RayLogLine>();
+        await using var ray = await fixture.ConnectAsync(o => o.LogSink = line =>
+        {
+            lock (lines)
+            {
+                lines.Add(line);
+            }
+        });
+
+        await ray.Call(PyFunction.Of<string>("tasks", "print_to_both"), "to stdout 7f3a", "to stderr 7f3a");
+
+        RayLogLine? Find(string text)
+        {
+            lock (lines)
+            {
+                return lines.FirstOrDefault(l => l.Message.Contains(text, StringComparison.Ordinal));
+            }
+        }
+
+        await Eventually.TrueAsync(() => Find("to stdout 7f3a") is not null && Find("to stderr 7f3a") is not null, "both lines arrived");
+        var stdout = Find("to stdout 7f3a")!;
+        var stderr = Find("to stderr 7f3a")!;
+        Assert.Equal((-1, "stdout"), (stdout.Level, stdout.Source));
+        Assert.Equal((-2, "stderr"), (stderr.Level, stderr.Source));
+    }
 }

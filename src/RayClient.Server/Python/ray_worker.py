@@ -1,8 +1,10 @@
 # RayClient embedded server: Python worker process (standard library only).
 #
 # The C# server starts one of these per concurrently running task (or per actor) and talks to
-# it over the process's stdin/stdout with length-prefixed binary frames. User code that prints
-# writes to stderr instead (fd 1 is re-pointed there), so it can never corrupt the protocol.
+# it over the process's stdin/stdout with length-prefixed binary frames. User code never writes
+# to the protocol: fd 1 is re-pointed to a pipe whose lines travel as KIND_STDOUT frames, and
+# stderr stays the process's stderr, so the server keeps the two apart as Ray's log stream does
+# (stdout lines with level -1, stderr lines with -2).
 #
 # Frame (both directions): u32 little-endian length of the rest | u8 kind | u64 seq | blobs
 # where blobs are u32-length-prefixed byte strings. See WorkerProtocol.cs for the C# side.
@@ -36,6 +38,7 @@ KIND_RESULT = 1
 KIND_SUBMIT_METHOD = 20
 KIND_GET = 21
 KIND_SUBMIT_TASK = 22
+KIND_STDOUT = 40
 
 STATUS_OK = 0
 STATUS_TASK_ERROR = 1
@@ -561,13 +564,37 @@ class Worker:
                 return
 
 
+def _forward_stdout(worker, rfd):
+    """Sends what reaches fd 1 (prints, C extensions, child processes) to the server, line by line."""
+    pending = b""
+    try:
+        while True:
+            chunk = os.read(rfd, 65536)
+            if not chunk:
+                break
+            pending += chunk
+            lines = pending.split(b"\n")
+            pending = lines.pop()
+            if len(pending) >= 65536:  # a very long line without an end: send what there is
+                lines.append(pending)
+                pending = b""
+            if lines:
+                worker._write_frame(KIND_STDOUT, 0, STATUS_OK, lines)
+        if pending:
+            worker._write_frame(KIND_STDOUT, 0, STATUS_OK, [pending])
+    except (OSError, ValueError):
+        pass  # the server is gone or the worker is shutting down
+
+
 def main():
-    # Keep the protocol on private copies of fds 0/1 and send user prints to stderr.
+    # Keep the protocol on private copies of fds 0/1; user output on fd 1 goes through a pipe.
     rfd = os.dup(0)
     wfd = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
-    os.dup2(2, 1)
+    out_r, out_w = os.pipe()
+    os.dup2(out_w, 1)
+    os.close(out_w)
     sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True)
     work_dir = os.environ.get("RAYCLIENT_WORKING_DIR")
     if work_dir:
@@ -576,6 +603,7 @@ def main():
         sys.path.insert(0, path)
     global _WORKER
     _WORKER = Worker(rfd, wfd)
+    threading.Thread(target=_forward_stdout, args=(_WORKER, out_r), name="stdout", daemon=True).start()
     _WORKER.run()
 
 

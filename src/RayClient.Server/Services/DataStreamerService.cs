@@ -154,6 +154,17 @@ internal sealed partial class DataStreamerService
             _state.CloseSession(session);
             throw new RpcException(new Status(StatusCode.FailedPrecondition, ex.Message));
         }
+        catch (InvalidProtocolBufferException ex)
+        {
+            // Bytes that are not a DataRequest: a broken client, not a broken connection (the
+            // parser's exception is an IOException, which would otherwise pass for a dropped
+            // stream and end the call with OK). Fail the stream with a status that says so.
+            LogProtocolError(_logger, session.ClientId, "the Datapath received a message that is not a DataRequest");
+            outbound.Writer.TryComplete();
+            await streamCts.CancelAsync().ConfigureAwait(false);
+            _state.CloseSession(session);
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"The Datapath received a message that is not a ray.rpc.DataRequest: {ex.Message}"));
+        }
         catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException || (ex is RpcException && callCancelled.IsCancellationRequested))
         {
             // The connection broke; the session waits for a reconnect.
@@ -400,6 +411,22 @@ internal sealed partial class DataStreamerService
 
     private DataResponse ExecutePut(ClientSession session, DataRequest request, AssembledPayload payload)
     {
+        List<StoredObject> contained;
+        try
+        {
+            contained = RefScanner.FindHeld(session, payload.Data, out _);
+        }
+        catch (TicketException ex)
+        {
+            // Ray: PutResponse(valid=False, error=<pickled exception>); the stream goes on.
+            if (payload.Pooled is { } pooled)
+            {
+                ArrayPool<byte>.Shared.Return(pooled);
+            }
+
+            return new DataResponse { ReqId = request.ReqId, Put = new PutResponse { Valid = false, Error = ByteString.CopyFrom(ex.ErrorPickle) } };
+        }
+
         if (!_state.Store.TryReserve(payload.Data.Length))
         {
             // Ray's ray.put raises ObjectStoreFullError; what the store holds already stays.
@@ -414,7 +441,6 @@ internal sealed partial class DataStreamerService
 
         var entry = _state.Store.Create();
         session.Hold(entry);
-        var contained = RefScanner.FindHeld(session, payload.Data, out _);
         entry.TrySet(payload.Data, isError: false, payload.Pooled, contained, reserved: true);
         return new DataResponse { ReqId = request.ReqId, Put = new PutResponse { Id = UnsafeByteOperations.UnsafeWrap(entry.Id.Bytes), Valid = true } };
     }

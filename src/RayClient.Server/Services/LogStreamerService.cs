@@ -5,8 +5,8 @@ using Ray.Rpc;
 namespace RayClient.Server.Services;
 
 /// <summary>
-/// Forwards what a client's tasks print (worker stderr/stdout) as <c>LogData</c> with level -2
-/// (Ray: <c>logservicer.py</c>, spec §10). Settings requests switch forwarding on and off.
+/// Forwards what a client's tasks print as <c>LogData</c>: stdout lines with level -1 and name
+/// <c>stdout</c>, stderr lines with -2 and <c>stderr</c> (Ray: <c>logservicer.py</c>, spec §10). Settings requests switch forwarding on and off.
 /// </summary>
 internal sealed class LogStreamerService : RayletLogStreamer.RayletLogStreamerBase
 {

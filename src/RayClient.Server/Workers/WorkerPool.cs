@@ -13,13 +13,13 @@ internal sealed class WorkerPool : IAsyncDisposable
     private readonly Dictionary<string, Stack<WorkerProcess>> _idle = new(StringComparer.Ordinal);
     private readonly HashSet<WorkerProcess> _all = [];
     private readonly HashSet<WorkerProcess> _dedicated = [];
-    private readonly Action<WorkerProcess, string> _onOutput;
+    private readonly Action<WorkerProcess, string, int> _onOutput;
     private readonly Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? _onCallback;
     private readonly int _maxIdle;
     private readonly string _script;
     private bool _disposed;
 
-    public WorkerPool(string python, string workDirectory, int maxIdle, Action<WorkerProcess, string> onOutput, Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? onCallback = null)
+    public WorkerPool(string python, string workDirectory, int maxIdle, Action<WorkerProcess, string, int> onOutput, Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? onCallback = null)
     {
         Python = python;
         _onCallback = onCallback;

@@ -63,7 +63,8 @@ internal sealed class WorkerCrashedException(string message) : Exception(message
 
 /// <summary>
 /// One <c>python3 ray_worker.py</c> process, driven over stdin/stdout with length-prefixed frames
-/// (the layout is documented at the top of ray_worker.py). User output arrives on stderr.
+/// (the layout is documented at the top of ray_worker.py). User output arrives as stdout frames
+/// and on the process's stderr.
 /// </summary>
 internal sealed class WorkerProcess : IAsyncDisposable
 {
@@ -75,6 +76,13 @@ internal sealed class WorkerProcess : IAsyncDisposable
     internal const byte KindSubmitMethod = 20;
     internal const byte KindGet = 21;
     internal const byte KindSubmitTask = 22;
+    private const byte KindStdout = 40;
+
+    /// <summary>Ray's log levels for a worker's streams (ray:python/ray/util/client/server/logservicer.py).</summary>
+    internal const int StdoutLevel = -1;
+
+    /// <summary>The level of stderr lines.</summary>
+    internal const int StderrLevel = -2;
     private const byte KindCallbackResult = 30;
 
     private readonly Process _process;
@@ -84,14 +92,14 @@ internal sealed class WorkerProcess : IAsyncDisposable
     private readonly TaskCompletionSource<string> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly SemaphoreSlim _writeLock = new(1, 1);
-    private readonly Action<WorkerProcess, string> _onOutput;
+    private readonly Action<WorkerProcess, string, int> _onOutput;
     private readonly Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? _onCallback;
     private readonly Task _readLoop;
     private readonly Task _stderrLoop;
     private ulong _nextSeq;
     private volatile bool _dead;
 
-    private WorkerProcess(Process process, WorkerEnvironment environment, Action<WorkerProcess, string> onOutput, Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? onCallback)
+    private WorkerProcess(Process process, WorkerEnvironment environment, Action<WorkerProcess, string, int> onOutput, Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? onCallback)
     {
         _process = process;
         Environment = environment;
@@ -142,7 +150,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
         string python,
         string script,
         WorkerEnvironment environment,
-        Action<WorkerProcess, string> onOutput,
+        Action<WorkerProcess, string, int> onOutput,
         CancellationToken cancellationToken,
         Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? onCallback = null)
     {
@@ -346,6 +354,18 @@ internal sealed class WorkerProcess : IAsyncDisposable
                     continue;
                 }
 
+                if (kind == KindStdout)
+                {
+                    // What user code wrote to fd 1, line by line (stderr comes on the process's stderr).
+                    foreach (var line in blobs)
+                    {
+                        _onOutput(this, Encoding.UTF8.GetString(line.Span), StdoutLevel);
+                    }
+
+                    ArrayPool<byte>.Shared.Return(frame);
+                    continue;
+                }
+
                 if (kind == KindReady)
                 {
                     _ready.TrySetResult(Encoding.UTF8.GetString(blobs[0].Span));
@@ -426,7 +446,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
             var reader = _process.StandardError;
             while (await reader.ReadLineAsync().ConfigureAwait(false) is { } line)
             {
-                _onOutput(this, line);
+                _onOutput(this, line, StderrLevel);
             }
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)

@@ -25,6 +25,7 @@ namespace RayClient.Serialization;
 internal sealed class PickleReader
 {
     private const string TracebackMarker = "Traceback (most recent call last)";
+    private const int MaxIntegerDigits = 4300;
 
     private static readonly object[] SmallInts = CreateSmallInts();
     private static readonly object BoxedTrue = true;
@@ -655,10 +656,21 @@ internal sealed class PickleReader
             text = text[..^1];
         }
 
+        // Python refuses int text above sys.int_info.default_max_str_digits (4300) digits, in
+        // pickles too; parsing more would take quadratic time.
+        var digits = text.Length - (text.StartsWith('-') || text.StartsWith('+') ? 1 : 0);
+        if (digits > MaxIntegerDigits)
+        {
+            throw Malformed(string.Create(CultureInfo.InvariantCulture, $"an integer of {digits} digits exceeds Python's limit of {MaxIntegerDigits} digits for integer text"));
+        }
+
         return BigInteger.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value)
             ? NormalizeInteger(value)
-            : throw Malformed($"invalid integer '{text}'");
+            : throw Malformed($"invalid integer '{Excerpt(text)}'");
     }
+
+    /// <summary>At most the first 40 characters of peer-supplied text, for messages.</summary>
+    private static string Excerpt(string text) => text.Length <= 40 ? text : string.Concat(text.AsSpan(0, 40), "…");
 
     private int ParseInt32(ReadOnlySpan<byte> line) =>
         int.TryParse(Encoding.ASCII.GetString(line), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value)
@@ -681,7 +693,7 @@ internal sealed class PickleReader
 
         return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value)
             ? value
-            : throw Malformed($"invalid float '{text}'");
+            : throw Malformed($"invalid float '{Excerpt(text)}'");
     }
 
     /// <summary>Python's <c>raw-unicode-escape</c> (protocol 0 <c>UNICODE</c>): Latin-1 bytes plus <c>\uXXXX</c>/<c>\UXXXXXXXX</c>.</summary>

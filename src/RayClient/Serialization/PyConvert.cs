@@ -222,7 +222,7 @@ public static class PyConvert
         }
         catch (OverflowException ex)
         {
-            throw Fail(value, type, $"the value {integer} is out of range", ex);
+            throw Fail(value, type, $"the value {PyRepr.Format(integer)} is out of range", ex);
         }
     }
 

@@ -11,6 +11,9 @@ internal static class PyRepr
     private const int MaxDepth = 16;
     private const int MaxItems = 50;
 
+    /// <summary>Ints up to this many bits (about 300 digits) are rendered in decimal.</summary>
+    private const int MaxDecimalBits = 1024;
+
     /// <summary>The Python <c>repr</c> of <paramref name="value"/>, shortened for very large values.</summary>
     public static string Format(object? value, int maxLength = 4000)
     {
@@ -73,7 +76,7 @@ internal static class PyRepr
                 sb.Append(b ? "True" : "False");
                 return;
             case string s:
-                AppendString(sb, s);
+                AppendString(sb, s, maxLength);
                 return;
             case byte[] bytes:
                 AppendBytes(sb, bytes);
@@ -90,7 +93,10 @@ internal static class PyRepr
             case Complex c:
                 sb.Append('(').Append(FormatFloat(c.Real)).Append(c.Imaginary < 0 || double.IsNegative(c.Imaginary) ? "" : "+").Append(FormatFloat(c.Imaginary)).Append("j)");
                 return;
-            case IFormattable when value is int or long or BigInteger or byte or sbyte or short or ushort or uint or ulong:
+            case BigInteger big:
+                AppendBigInteger(sb, big);
+                return;
+            case IFormattable when value is int or long or byte or sbyte or short or ushort or uint or ulong:
                 sb.Append(((IFormattable)value).ToString(null, CultureInfo.InvariantCulture));
                 return;
             case PyTuple tuple:
@@ -230,12 +236,38 @@ internal static class PyRepr
         return s.Contains('.', StringComparison.Ordinal) ? s : s + ".0";
     }
 
-    private static void AppendString(StringBuilder sb, string s)
+    /// <summary>
+    /// Decimal for ordinary ints; beyond <see cref="MaxDecimalBits"/> the bit length and a hex
+    /// prefix, because decimal formatting grows quadratically with the size (a peer may send a
+    /// multi-million-bit int, and Python itself refuses str() of ints above 4300 digits).
+    /// </summary>
+    private static void AppendBigInteger(StringBuilder sb, BigInteger value)
+    {
+        var bits = value.IsZero ? 0 : (long)BigInteger.Abs(value).GetBitLength();
+        if (bits <= MaxDecimalBits)
+        {
+            sb.Append(value.ToString(CultureInfo.InvariantCulture));
+            return;
+        }
+
+        // The first 16 hex digits of |value|: a shift by whole hex digits keeps them a true prefix.
+        var hexDigits = (bits + 3) / 4;
+        var top = (ulong)(BigInteger.Abs(value) >> (int)((hexDigits - 16) * 4));
+        sb.Append("<int of ").Append(bits.ToString(CultureInfo.InvariantCulture)).Append(" bits: ")
+            .Append(value.Sign < 0 ? "-0x" : "0x").Append(top.ToString("x", CultureInfo.InvariantCulture)).Append("…>");
+    }
+
+    private static void AppendString(StringBuilder sb, string s, int maxLength)
     {
         var quote = s.Contains('\'', StringComparison.Ordinal) && !s.Contains('"', StringComparison.Ordinal) ? '"' : '\'';
         sb.Append(quote);
         foreach (var c in s)
         {
+            if (sb.Length > maxLength)
+            {
+                break; // Format cuts the text at maxLength anyway: never render a huge string in full
+            }
+
             switch (c)
             {
                 case '\\':

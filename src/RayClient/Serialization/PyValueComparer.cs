@@ -30,7 +30,7 @@ internal sealed class PyValueComparer : IEqualityComparer<object?>
 
         if (x is PyTuple t)
         {
-            RuntimeHelpers.EnsureSufficientExecutionStack();
+            EnsureStack();
             return y is PyTuple u && t.Equals(u);
         }
 
@@ -48,10 +48,22 @@ internal sealed class PyValueComparer : IEqualityComparer<object?>
                 hash.AddBytes(bytes);
                 return hash.ToHashCode();
             case PyTuple tuple:
-                RuntimeHelpers.EnsureSufficientExecutionStack();
+                EnsureStack();
                 return tuple.GetHashCode();
             default:
                 return obj.GetHashCode();
+        }
+    }
+
+    /// <summary>
+    /// Tuples nest without limit in a pickle; comparing or hashing them recurses. Fail with the
+    /// library's exception (Python raises RecursionError) before the stack runs out.
+    /// </summary>
+    private static void EnsureStack()
+    {
+        if (!RuntimeHelpers.TryEnsureSufficientExecutionStack())
+        {
+            throw new RaySerializationException("The tuple is nested too deeply to be hashed or compared (Python would raise RecursionError).");
         }
     }
 }

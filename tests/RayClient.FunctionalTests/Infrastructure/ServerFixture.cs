@@ -122,6 +122,12 @@ public sealed class ServerFixture : IAsyncLifetime
             print(text)
             return text
 
+        def print_to_both(out_text, err_text):
+            import sys
+            print(out_text)
+            print(err_text, file=sys.stderr)
+            return out_text
+
         import ray
 
         @ray.remote

@@ -1,0 +1,248 @@
+using System.IO.Compression;
+using System.Text;
+using System.Text.Json;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Ray.Rpc;
+using RayClient.FunctionalTests.Infrastructure;
+using RayClient.Serialization;
+using RayClient.Tests.Serialization;
+
+namespace RayClient.FunctionalTests;
+
+/// <summary>
+/// The embedded server as Ray's own Python client meets it: a raw gRPC client (generated stubs)
+/// sends the bytes Ray's client sends, pickled by CPython with stand-ins that have Ray's names
+/// and layouts (issue 10 §1).
+/// </summary>
+[Collection(ServerCollection.Name)]
+public sealed class RayPythonClientTests(ServerFixture fixture)
+{
+    private const string Module = """
+        import os
+
+        VALUE = "imported from the working dir"
+
+        def describe(from_ref, plain, scale=1):
+            return [os.environ.get("GREETING"), VALUE, from_ref, plain * scale]
+        """;
+
+    /// <summary>Stands for the object id of the put (28 bytes, as Ray's ids); replaced once the server has named it.</summary>
+    private static readonly byte[] RefPlaceholder = Encoding.ASCII.GetBytes("REF-PLACEHOLDER-0123456789ab");
+
+    [Fact]
+    public async Task Init_JobConfigWithRayRuntimeEnv_WorkingDirAndEnvVarsReachTheTask()
+    {
+        var uri = $"gcs://_ray_pkg_{Guid.NewGuid():N}.zip";
+        var pickles = MakePickles(uri);
+        await using var client = RawClient.Open(fixture.Server.Port);
+        await client.Driver.KVPutAsync(new KVPutRequest { Key = ByteString.CopyFromUtf8(uri), Value = ByteString.CopyFrom(ZipModule()) }, client.Options());
+
+        var init = await client.SendAsync(new DataRequest { Init = new InitRequest { JobConfig = ByteString.CopyFrom(pickles["job_config"]), RayInitKwargs = "{}" } });
+        Assert.True(init.Init.Ok, init.Init.Msg);
+
+        var function = await client.PutAsync(pickles["function"]);
+        var value = await client.PutAsync(pickles["value"]);
+        var ticket = await client.ScheduleAsync(function, WithRef(pickles["args"], value), pickles["options"]);
+        Assert.True(ticket.Valid, Describe(ticket.Error));
+
+        var result = await client.GetValueAsync(Assert.Single(ticket.ReturnIds));
+
+        Assert.Equal(new List<object?> { "hello from a RuntimeEnv", "imported from the working dir", "value from a put", "plainplain" }, result);
+    }
+
+    [Fact]
+    public async Task Datapath_GarbageOptionsArgsAndPuts_AreAnsweredAndTheStreamGoesOn()
+    {
+        var uri = $"gcs://_ray_pkg_{Guid.NewGuid():N}.zip";
+        var pickles = MakePickles(uri);
+        await using var client = RawClient.Open(fixture.Server.Port);
+        await client.Driver.KVPutAsync(new KVPutRequest { Key = ByteString.CopyFromUtf8(uri), Value = ByteString.CopyFrom(ZipModule()) }, client.Options());
+        var init = await client.SendAsync(new DataRequest { Init = new InitRequest { JobConfig = ByteString.CopyFrom(pickles["job_config"]), RayInitKwargs = "{}" } });
+        Assert.True(init.Init.Ok, init.Init.Msg);
+        var function = await client.PutAsync(pickles["function"]);
+        var value = await client.PutAsync(pickles["value"]);
+        var args = WithRef(pickles["args"], value);
+        // Bytes that start like a pickle and mention PickleStub, so the server has to read them.
+        byte[] garbage = [0x80, 0x05, .. "PickleStub"u8, 0xff, 0xfe];
+
+        var badOptions = await client.ScheduleAsync(function, args, garbage);
+        var notADict = await client.ScheduleAsync(function, args, pickles["options_list"]);
+        var hugeInt = await client.ScheduleAsync(function, args, pickles["options_huge"]);
+        var badArgs = await client.ScheduleAsync(function, garbage, pickles["options"]);
+        var badPut = await client.SendAsync(new DataRequest { Put = new PutRequest { Data = ByteString.CopyFrom(garbage), ChunkId = 0, TotalChunks = 1, TotalSize = garbage.Length } });
+
+        Assert.False(badOptions.Valid);
+        Assert.EndsWith("UnpicklingError", PythonErrorDecoder.Decode(badOptions.Error.Memory).TypeName, StringComparison.Ordinal);
+        Assert.False(notADict.Valid);
+        Assert.Contains("must be a pickled dict", Describe(notADict.Error), StringComparison.Ordinal);
+        Assert.False(hugeInt.Valid);
+        Assert.Contains("num_returns", Describe(hugeInt.Error), StringComparison.Ordinal);
+        Assert.False(badArgs.Valid);
+        Assert.EndsWith("UnpicklingError", PythonErrorDecoder.Decode(badArgs.Error.Memory).TypeName, StringComparison.Ordinal);
+        Assert.False(badPut.Put.Valid);
+        Assert.EndsWith("UnpicklingError", PythonErrorDecoder.Decode(badPut.Put.Error.Memory).TypeName, StringComparison.Ordinal);
+
+        // The same stream still runs tasks.
+        var ticket = await client.ScheduleAsync(function, args, pickles["options"]);
+        Assert.True(ticket.Valid, Describe(ticket.Error));
+        Assert.Equal("plainplain", Assert.IsType<List<object?>>(await client.GetValueAsync(ticket.ReturnIds[0]))[3]);
+    }
+
+    [Fact]
+    public async Task Datapath_BytesThatAreNotADataRequest_EndWithInvalidArgument()
+    {
+        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{fixture.Server.Port}");
+        var raw = new Method<byte[], byte[]>(MethodType.DuplexStreaming, "ray.rpc.RayletDataStreamer", "Datapath", Marshallers.Create(b => b, b => b), Marshallers.Create(b => b, b => b));
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var metadata = new Metadata { { "client_id", Guid.NewGuid().ToString("N") } };
+        using var call = channel.CreateCallInvoker().AsyncDuplexStreamingCall(raw, null, new CallOptions(metadata, cancellationToken: cts.Token));
+
+        // Field 0x1fffffff with wire type 7: not a protobuf message at all.
+        await call.RequestStream.WriteAsync([0xff, 0xff, 0xff, 0xff, 0xff, 0x07]);
+        var error = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext(cts.Token));
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Contains("DataRequest", error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    /// <summary>The args pickle names the put object through the placeholder id; swap in the real id (same length).</summary>
+    private static byte[] WithRef(byte[] args, ByteString id)
+    {
+        Assert.Equal(RefPlaceholder.Length, id.Length);
+        var copy = (byte[])args.Clone();
+        var at = copy.AsSpan().IndexOf(RefPlaceholder);
+        Assert.True(at >= 0, "the args pickle carries the placeholder id");
+        id.Span.CopyTo(copy.AsSpan(at));
+        return copy;
+    }
+
+    private static string Describe(ByteString error) => error.IsEmpty ? "(no error)" : PythonErrorDecoder.Decode(error.Memory).ToString();
+
+    private static byte[] ZipModule()
+    {
+        using var buffer = new MemoryStream();
+        using (var zip = new ZipArchive(buffer, ZipArchiveMode.Create, leaveOpen: true))
+        {
+            using var writer = new StreamWriter(zip.CreateEntry("pyclient_mod.py").Open());
+            writer.Write(Module);
+        }
+
+        return buffer.ToArray();
+    }
+
+    private static Dictionary<string, byte[]> MakePickles(string uri)
+    {
+        var output = PythonRunner.Run(RayPythonClient.Script + $$"""
+
+            _mod = _module("pyclient_mod")
+            def describe(from_ref, plain, scale=1):
+                pass
+            describe.__module__ = "pyclient_mod"
+            _mod.describe = describe
+
+            client_id = "{{Guid.NewGuid():N}}"
+            env = RuntimeEnv(working_dir="{{uri}}", env_vars={"GREETING": "hello from a RuntimeEnv"},
+                             config=RuntimeEnvConfig(setup_timeout_seconds=60))
+            out = {
+                # worker.py _server_init: pickle.dumps(job_config), the default protocol.
+                "job_config": dumps_job_config(ray_job_config("2.30", env), pickle.DEFAULT_PROTOCOL),
+                # A function of an importable module: cloudpickle pickles it by reference.
+                "function": pickle.dumps(describe, protocol=5),
+                "value": dumps_from_client("value from a put", client_id),
+                # ClientTask.data: dumps_from_client((args, kwargs)).
+                "args": dumps_from_client(((ClientObjectRef(b"REF-PLACEHOLDER-0123456789ab"), "plain"), {"scale": 2}), client_id),
+                # TaskOptions.pickled_options: pickle.dumps(options).
+                "options": pickle.dumps({"num_cpus": 1, "max_retries": 0}),
+                "options_list": pickle.dumps(["num_cpus", 1]),
+                "options_huge": pickle.dumps({"num_returns": 2 ** 100}),
+            }
+            print(json.dumps({k: b64(v) for k, v in out.items()}))
+            """);
+        using var json = JsonDocument.Parse(output);
+        return json.RootElement.EnumerateObject().ToDictionary(p => p.Name, p => Convert.FromBase64String(p.Value.GetString()!));
+    }
+
+    /// <summary>A bare Ray client over the generated stubs: one Datapath stream, one request at a time.</summary>
+    private sealed class RawClient : IAsyncDisposable
+    {
+        private readonly GrpcChannel _channel;
+        private readonly Metadata _metadata;
+        private readonly AsyncDuplexStreamingCall<DataRequest, DataResponse> _data;
+        private readonly CancellationTokenSource _timeout = new(TimeSpan.FromSeconds(60));
+        private int _reqId;
+
+        private RawClient(int port)
+        {
+            _channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
+            _metadata = new Metadata { { "client_id", Guid.NewGuid().ToString("N") } };
+            Driver = new RayletDriver.RayletDriverClient(_channel);
+            _data = new RayletDataStreamer.RayletDataStreamerClient(_channel).Datapath(new CallOptions(_metadata, cancellationToken: _timeout.Token));
+        }
+
+        public RayletDriver.RayletDriverClient Driver { get; }
+
+        public static RawClient Open(int port) => new(port);
+
+        public CallOptions Options() => new(_metadata, cancellationToken: _timeout.Token);
+
+        public async Task<DataResponse> SendAsync(DataRequest request)
+        {
+            request.ReqId = ++_reqId;
+            await _data.RequestStream.WriteAsync(request, _timeout.Token);
+            Assert.True(await _data.ResponseStream.MoveNext(_timeout.Token), "the Datapath ended instead of answering");
+            var response = _data.ResponseStream.Current;
+            Assert.Equal(request.ReqId, response.ReqId);
+            return response;
+        }
+
+        public async Task<ByteString> PutAsync(byte[] pickle)
+        {
+            var response = await SendAsync(new DataRequest { Put = new PutRequest { Data = ByteString.CopyFrom(pickle), ChunkId = 0, TotalChunks = 1, TotalSize = pickle.Length } });
+            Assert.True(response.Put.Valid, Describe(response.Put.Error));
+            return response.Put.Id;
+        }
+
+        public async Task<ClientTaskTicket> ScheduleAsync(ByteString function, byte[] args, byte[] options)
+        {
+            var task = new ClientTask
+            {
+                Type = ClientTask.Types.RemoteExecType.Function,
+                Name = "describe",
+                PayloadId = function,
+                Options = new TaskOptions { PickledOptions = ByteString.CopyFrom(options) },
+                Data = ByteString.CopyFrom(args),
+                ChunkId = 0,
+                TotalChunks = 1,
+            };
+            return (await SendAsync(new DataRequest { Task = task })).TaskTicket;
+        }
+
+        public async Task<object?> GetValueAsync(ByteString id)
+        {
+            var response = await SendAsync(new DataRequest { Get = new GetRequest { Ids = { id }, Asynchronous = true } });
+            Assert.True(response.Get.Valid, Describe(response.Get.Error));
+            Assert.Equal(1, response.Get.TotalChunks);
+            var value = PickleReader.Read(response.Get.Data.Memory);
+            Assert.False(PythonErrorDecoder.TryDecodeException(value, out var error), $"the task failed: {error}");
+            return value;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                await SendAsync(new DataRequest { ConnectionCleanup = new ConnectionCleanupRequest() });
+                await _data.RequestStream.CompleteAsync();
+            }
+            catch (RpcException)
+            {
+            }
+
+            _data.Dispose();
+            _channel.Dispose();
+            _timeout.Dispose();
+        }
+    }
+}
