@@ -151,6 +151,9 @@ public sealed class LocalRayServer : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = null;
+            // No minimum body rate: on a loaded machine a large KVPut or put stalls for seconds at a
+            // time, and Kestrel would reset the whole connection (every stream of the session).
+            kestrel.Limits.MinRequestBodyDataRate = null;
             // Large windows and frames: 100 MiB objects must not stall on flow control.
             kestrel.Limits.Http2.InitialStreamWindowSize = 32 * 1024 * 1024;
             kestrel.Limits.Http2.InitialConnectionWindowSize = 64 * 1024 * 1024;

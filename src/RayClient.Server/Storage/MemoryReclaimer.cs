@@ -24,6 +24,7 @@ internal sealed class MemoryReclaimer : IDisposable
     private long _freed;
     private int _scheduled;
     private long _collections;
+    private int _poolTrimArmed;
 
     public MemoryReclaimer(TimeProvider timeProvider)
     {
@@ -43,14 +44,32 @@ internal sealed class MemoryReclaimer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Notes a large pooled buffer given back to <see cref="System.Buffers.ArrayPool{T}.Shared"/>: no
+    /// collection now (the buffer is reused by the next large value, which keeps puts fast), one a
+    /// minute later so the pool can drop it if it stayed idle.
+    /// </summary>
+    public void OnPooledFreed(long bytes)
+    {
+        if (bytes >= Threshold && Interlocked.Exchange(ref _poolTrimArmed, 1) == 0)
+        {
+            _poolTrim.Change(PoolTrimDelay, Timeout.InfiniteTimeSpan);
+        }
+    }
+
     private void Reclaim(bool followUp)
     {
         Interlocked.Exchange(ref _freed, 0);
         Volatile.Write(ref _scheduled, 0);
+        if (!followUp)
+        {
+            Volatile.Write(ref _poolTrimArmed, 0);
+        }
+
         GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         Interlocked.Increment(ref _collections);
-        if (followUp)
+        if (followUp && Interlocked.Exchange(ref _poolTrimArmed, 1) == 0)
         {
             _poolTrim.Change(PoolTrimDelay, Timeout.InfiniteTimeSpan);
         }

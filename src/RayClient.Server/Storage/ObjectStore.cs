@@ -119,12 +119,12 @@ internal sealed class StoredObject
     public void Free()
     {
         var accounted = Interlocked.Exchange(ref _accounted, 0);
+        var pooled = Interlocked.Exchange(ref _pooled, null);
         if (accounted > 0)
         {
-            _store.OnFreed(accounted);
+            _store.OnFreed(accounted, pooled is not null);
         }
 
-        var pooled = Interlocked.Exchange(ref _pooled, null);
         if (pooled is not null && IsReady)
         {
             Data = default;
@@ -180,12 +180,21 @@ internal sealed class ObjectStore(long capacity, MemoryReclaimer? reclaimer = nu
     public void Unreserve(long size) => Interlocked.Add(ref _used, -size);
 
     /// <summary>An object's value was freed (its bytes go back to the OS in time, see <see cref="MemoryReclaimer"/>).</summary>
-    internal void OnFreed(long size)
+    internal void OnFreed(long size, bool pooled)
     {
         Unreserve(size);
-        if (size >= 1024 * 1024)
+        if (size < 1024 * 1024 || reclaimer is null)
         {
-            reclaimer?.OnFreed(size);
+            return;
+        }
+
+        if (pooled)
+        {
+            reclaimer.OnPooledFreed(size);
+        }
+        else
+        {
+            reclaimer.OnFreed(size);
         }
     }
 
