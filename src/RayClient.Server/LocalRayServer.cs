@@ -170,7 +170,10 @@ public sealed class LocalRayServer : IAsyncDisposable
         });
 
         var app = builder.Build();
-        app.Use(security.AuthenticateAsync);
+        if (security.RequiresToken)
+        {
+            app.Use(security.AuthenticateAsync);
+        }
         app.MapGrpcService<DriverService>();
         app.MapGrpcService<DataStreamerService>();
         app.MapGrpcService<LogStreamerService>();
