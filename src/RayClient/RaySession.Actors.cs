@@ -41,7 +41,7 @@ public sealed partial class RaySession
     public async System.Threading.Tasks.Task<IReadOnlyList<NamedActorInfo>> ListNamedActorsAsync(bool allNamespaces = false, CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        var response = (DataResponse)await AwaitDataAsync(
+        var response = await AwaitDataAsync(
             _data.SendAsync(new DataRequest { ListNamedActors = new ClientListNamedActorsRequest { AllNamespaces = allNamespaces } }), cancellationToken).ConfigureAwait(false);
         using var json = JsonDocument.Parse(response.ListNamedActors.ActorsJson);
         var result = new List<NamedActorInfo>();

@@ -25,7 +25,7 @@ public sealed partial class RaySession : IPickleStubResolver
 
         await AwaitReferencedIdsAsync(value, cancellationToken).ConfigureAwait(false);
         var payload = Pickle(value, "the value to put");
-        var response = (DataResponse)await AwaitDataAsync(
+        var response = await AwaitDataAsync(
             _data.SendAsync(new DataRequest { Put = new PutRequest() }, payload), cancellationToken).ConfigureAwait(false);
         var put = response.Put;
         if (!put.Valid)
@@ -66,8 +66,8 @@ public sealed partial class RaySession : IPickleStubResolver
         // everything else, answered when the object is ready, resumable after a reconnect.
         var request = new DataRequest { Get = new GetRequest { Asynchronous = true, StartChunkId = 0 } };
         request.Get.Ids.Add(UnsafeByteOperations.UnsafeWrap(id.Bytes));
-        var pending = _data.Enqueue(new PendingRequest(request));
-        object result;
+        var pending = _data.Enqueue(new PendingGet(request));
+        ReceivedObject result;
         try
         {
             result = await pending.Completion.WaitAsync(token).ConfigureAwait(false);
@@ -84,7 +84,7 @@ public sealed partial class RaySession : IPickleStubResolver
             throw;
         }
 
-        using var received = (ReceivedObject)result;
+        using var received = result;
         return Decode<T>(received, $"Getting object {id.Hex}");
     }
 

@@ -175,13 +175,13 @@ public sealed partial class RaySession : IAsyncDisposable
             RayInitKwargs = "{}",
             ReconnectGracePeriod = (int)_grace.TotalSeconds,
         };
-        var initResponse = (DataResponse)await AwaitDataAsync(_data.SendAsync(new DataRequest { Init = init }), cancellationToken).ConfigureAwait(false);
+        var initResponse = await AwaitDataAsync(_data.SendAsync(new DataRequest { Init = init }), cancellationToken).ConfigureAwait(false);
         if (!initResponse.Init.Ok)
         {
             throw RayErrors.InitFailed(initResponse.Init.Msg, Address);
         }
 
-        var infoResponse = (DataResponse)await AwaitDataAsync(_data.SendAsync(new DataRequest { ConnectionInfo = new ConnectionInfoRequest() }), cancellationToken).ConfigureAwait(false);
+        var infoResponse = await AwaitDataAsync(_data.SendAsync(new DataRequest { ConnectionInfo = new ConnectionInfoRequest() }), cancellationToken).ConfigureAwait(false);
         var info = infoResponse.ConnectionInfo;
         Server = new RayServerInfo(info.RayVersion, info.RayCommit, info.PythonVersion, info.NumClients, NullIfEmpty(info.ProtocolVersion));
         CheckVersion();
@@ -301,7 +301,7 @@ public sealed partial class RaySession : IAsyncDisposable
     internal RayletDriver.RayletDriverClient Driver => _driver;
 
     /// <summary>Awaits a Datapath response, letting the caller stop waiting (the request itself goes on).</summary>
-    internal static async System.Threading.Tasks.Task<object> AwaitDataAsync(System.Threading.Tasks.Task<object> response, CancellationToken cancellationToken)
+    internal static async System.Threading.Tasks.Task<DataResponse> AwaitDataAsync(System.Threading.Tasks.Task<DataResponse> response, CancellationToken cancellationToken)
     {
         return await response.WaitAsync(cancellationToken).ConfigureAwait(false);
     }

@@ -79,15 +79,16 @@ internal sealed partial class DataChannel : IAsyncDisposable
     }
 
     /// <summary>Queues a tracked request; the task completes with its response.</summary>
-    public Task<object> SendAsync(DataRequest request, PickledData? payload = null)
+    public Task<DataResponse> SendAsync(DataRequest request, PickledData? payload = null)
     {
-        var pending = new PendingRequest(request, payload);
+        var pending = new PendingCall(request, payload);
         Enqueue(pending);
         return pending.Completion;
     }
 
     /// <summary>Queues a tracked request and returns its record (for callers that need to cancel it).</summary>
-    public PendingRequest Enqueue(PendingRequest pending)
+    public T Enqueue<T>(T pending)
+        where T : PendingRequest
     {
         ThrowIfUnusable();
         if (!_outbound.Writer.TryWrite(pending))
@@ -503,51 +504,60 @@ internal sealed partial class DataChannel : IAsyncDisposable
                 continue; // answer to an abandoned request, or a duplicate after a replay
             }
 
-            if (pending.IsAsyncGet && response.TypeCase == DataResponse.TypeOneofCase.Get)
-            {
-                ReceivedObject? whole;
-                try
-                {
-                    whole = pending.AddGetChunk(response.Get);
-                }
-                catch (RayException ex)
-                {
-                    // This object cannot be received; the rest of the stream is fine.
-                    Complete(pending, error: ex);
-                    continue;
-                }
-
-                if (whole is not null)
-                {
-                    Complete(pending, whole);
-                }
-
-                continue;
-            }
-
-            if (pending.Request.TypeCase is DataRequest.TypeOneofCase.Put or DataRequest.TypeOneofCase.Task
-                && response.TypeCase is not (DataResponse.TypeOneofCase.Put or DataResponse.TypeOneofCase.TaskTicket))
-            {
-                Complete(pending, error: new RayConnectionException($"The server answered a {pending.Request.TypeCase} request with {response.TypeCase}.", isTransient: false));
-                continue;
-            }
-
-            Complete(pending, response);
+            Deliver(pending, response);
         }
     }
 
-    private void Complete(PendingRequest pending, object? result = null, Exception? error = null)
+    /// <summary>Hands one response to its request: a chunk to an async get, the answer to any other request.</summary>
+    private void Deliver(PendingRequest pending, DataResponse response)
     {
-        _pending.TryRemove(pending.ReqId, out _);
-        if (error is not null)
+        if (pending is PendingGet get)
         {
-            pending.TrySetException(error);
-        }
-        else if (!pending.TrySetResult(result!))
-        {
-            (result as IDisposable)?.Dispose();
+            if (response.TypeCase != DataResponse.TypeOneofCase.Get)
+            {
+                Fail(pending, new RayConnectionException($"The server answered a Get request with {response.TypeCase}.", isTransient: false));
+                return;
+            }
+
+            ReceivedObject? whole;
+            try
+            {
+                whole = get.AddGetChunk(response.Get);
+            }
+            catch (RayException ex)
+            {
+                // This object cannot be received; the rest of the stream is fine.
+                Fail(pending, ex);
+                return;
+            }
+
+            if (whole is not null)
+            {
+                _pending.TryRemove(pending.ReqId, out _);
+                get.TrySetResult(whole);
+                OnConsumed(pending.ReqId);
+            }
+
+            return;
         }
 
+        var call = (PendingCall)pending;
+        if (pending.Request.TypeCase is DataRequest.TypeOneofCase.Put or DataRequest.TypeOneofCase.Task
+            && response.TypeCase is not (DataResponse.TypeOneofCase.Put or DataResponse.TypeOneofCase.TaskTicket))
+        {
+            Fail(pending, new RayConnectionException($"The server answered a {pending.Request.TypeCase} request with {response.TypeCase}.", isTransient: false));
+            return;
+        }
+
+        _pending.TryRemove(pending.ReqId, out _);
+        call.TrySetResult(response);
+        OnConsumed(pending.ReqId);
+    }
+
+    private void Fail(PendingRequest pending, Exception error)
+    {
+        _pending.TryRemove(pending.ReqId, out _);
+        pending.TrySetException(error);
         OnConsumed(pending.ReqId);
     }
 

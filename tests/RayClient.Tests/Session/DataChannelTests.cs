@@ -38,8 +38,8 @@ public sealed class DataChannelTests
         // later write may come, and the first request would wait forever in an idle session.
         var stream = new RecordingStream();
         await using var channel = new DataChannel(new OneStreamInvoker(stream), _ => [], _ => Task.CompletedTask, TimeSpan.FromSeconds(30), TimeProvider.System, NullLogger.Instance);
-        var sent = channel.Enqueue(new PendingRequest(new DataRequest { ConnectionInfo = new ConnectionInfoRequest() }));
-        var abandoned = channel.Enqueue(new PendingRequest(new DataRequest { ConnectionInfo = new ConnectionInfoRequest() }));
+        var sent = channel.Enqueue(new PendingCall(new DataRequest { ConnectionInfo = new ConnectionInfoRequest() }));
+        var abandoned = channel.Enqueue(new PendingCall(new DataRequest { ConnectionInfo = new ConnectionInfoRequest() }));
         channel.Abandon(abandoned, new OperationCanceledException());
 
         channel.Start();
