@@ -128,7 +128,7 @@ public sealed partial class RaySession
     private async System.Threading.Tasks.Task<RayId> PutFunctionAsync(string module, string name)
     {
         var payload = PickleWriter.Serialize(new PyGlobal(module, name), new PickleWriterOptions { Protocol = 4 });
-        var response = await _data.SendAsync(new DataRequest { Put = new PutRequest() }, payload).ConfigureAwait(false);
+        var response = await _connection.SendAsync(new DataRequest { Put = new PutRequest() }, payload).ConfigureAwait(false);
         if (!response.Put.Valid)
         {
             throw RayErrors.FromPythonError(PythonErrorDecoder.Decode(response.Put.Error.Memory), $"The server could not load the Python function {module}.{name}");
@@ -216,7 +216,7 @@ public sealed partial class RaySession
 
             var pending = submission.Build(submission.Payload.Result);
             pending.OnCompleted = (response, error) => OnTicket(response, error, submission.ReturnIds, submission.Context);
-            _data.Enqueue(pending);
+            _connection.Enqueue(pending);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
@@ -261,7 +261,7 @@ public sealed partial class RaySession
     /// </summary>
     private System.Threading.Tasks.Task<RuntimeEnv> UploadTaskEnvAsync(RuntimeEnv env) =>
         RayClient.Packaging.RuntimeEnvUploader.UploadLocalPackagesAsync(
-            env, new KvPackageStore(this), new RayClient.Packaging.UploadOptions { PinExpirationSeconds = 0 }, _options.UploadProgress, _lifetime.Token);
+            env, new KvPackageStore(_connection), new RayClient.Packaging.UploadOptions { PinExpirationSeconds = 0 }, _connection.Settings.UploadProgress, _connection.Lifetime);
 
     private static void FailAll(TaskCompletionSource<RayId>[] sources, Exception error)
     {

@@ -69,27 +69,6 @@ public sealed class RaySessionOptions
     /// <summary>Receives the job's stdout/stderr and log lines forwarded by the server. Default: null (Console).</summary>
     public Action<RayLogLine>? LogSink { get; set; }
 
-    internal TimeSpan ResolveGracePeriod()
-    {
-        if (ReconnectGracePeriod is { } explicitValue)
-        {
-            return explicitValue;
-        }
-
-        var env = Environment.GetEnvironmentVariable("RAY_CLIENT_RECONNECT_GRACE_PERIOD");
-        if (!string.IsNullOrWhiteSpace(env))
-        {
-            if (!int.TryParse(env, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var seconds) || seconds < 0)
-            {
-                throw new ArgumentException($"RAY_CLIENT_RECONNECT_GRACE_PERIOD='{env}' is not a whole number of seconds (0 disables reconnects).");
-            }
-
-            return TimeSpan.FromSeconds(seconds);
-        }
-
-        return TimeSpan.FromSeconds(30);
-    }
-
     internal void Validate()
     {
         if (ConnectionRetries < 1)

@@ -1,0 +1,130 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace RayClient.Session;
+
+/// <summary>
+/// A session's settings, resolved once at connect from <see cref="RaySessionOptions"/> and the
+/// environment variables Ray reads (this is the only place that reads them), then immutable.
+/// </summary>
+internal sealed record ConnectionSettings
+{
+    /// <summary>Ray's per-attempt connect timeout grows by this much per attempt (<c>worker.py :: backoff</c>).</summary>
+    internal static readonly TimeSpan ConnectTimeoutStep = TimeSpan.FromSeconds(5);
+
+    /// <summary>Ray's <c>MAX_TIMEOUT_SEC</c>: the longest connect attempt.</summary>
+    internal static readonly TimeSpan MaxConnectTimeout = TimeSpan.FromSeconds(30);
+
+    public required RayAddress Address { get; init; }
+
+    public required bool UseTls { get; init; }
+
+    /// <summary><c>RAY_grpc_enable_http_proxy</c>: .NET honours system proxies by default, Ray's gRPC does not (spec §2.2).</summary>
+    public required bool UseProxy { get; init; }
+
+    public required string? Namespace { get; init; }
+
+    public required RuntimeEnv? RuntimeEnv { get; init; }
+
+    public required TimeSpan GracePeriod { get; init; }
+
+    public required int ConnectionRetries { get; init; }
+
+    public required TimeSpan ConnectTimeout { get; init; }
+
+    public required TimeSpan KeepAlivePingDelay { get; init; }
+
+    public required TimeSpan KeepAlivePingTimeout { get; init; }
+
+    public required bool IgnoreVersionMismatch { get; init; }
+
+    /// <summary>User metadata pairs, then <c>authorization</c> when a token is set; <c>client_id</c> is added per connection.</summary>
+    public required IReadOnlyList<KeyValuePair<string, string>> Metadata { get; init; }
+
+    public required TimeProvider TimeProvider { get; init; }
+
+    public required ILogger Logger { get; init; }
+
+    public required Action<RayLogLine>? LogSink { get; init; }
+
+    public required IProgress<RayClient.Packaging.UploadProgress>? UploadProgress { get; init; }
+
+    /// <summary>Validates <paramref name="options"/> and resolves it against the environment.</summary>
+    /// <param name="options">The user's options.</param>
+    /// <param name="environment">Reads an environment variable; default <see cref="Environment.GetEnvironmentVariable(string)"/>.</param>
+    public static ConnectionSettings Resolve(RaySessionOptions options, Func<string, string?>? environment = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var env = environment ?? Environment.GetEnvironmentVariable;
+
+        var runtimeEnv = options.RuntimeEnv;
+        var envJson = env("RAY_RUNTIME_ENV");
+        if (runtimeEnv is null && !string.IsNullOrWhiteSpace(envJson))
+        {
+            runtimeEnv = RuntimeEnv.FromJson(envJson);
+        }
+
+        var metadata = new List<KeyValuePair<string, string>>(options.Metadata);
+        if ((options.AuthToken ?? NullIfEmpty(env("RAY_AUTH_TOKEN"))) is { } token)
+        {
+            metadata.Add(new("authorization", $"Bearer {token}"));
+        }
+
+        return new ConnectionSettings
+        {
+            Address = RayAddress.Parse(string.IsNullOrWhiteSpace(options.Address) ? env("RAY_ADDRESS") : options.Address),
+            UseTls = options.UseTls || IsTrue(env("RAY_USE_TLS")),
+            UseProxy = IsTrue(env("RAY_grpc_enable_http_proxy")),
+            Namespace = options.Namespace ?? NullIfEmpty(env("RAY_NAMESPACE")),
+            RuntimeEnv = runtimeEnv,
+            GracePeriod = ResolveGracePeriod(options.ReconnectGracePeriod, env("RAY_CLIENT_RECONNECT_GRACE_PERIOD")),
+            ConnectionRetries = options.ConnectionRetries,
+            ConnectTimeout = options.ConnectTimeout,
+            KeepAlivePingDelay = options.KeepAlivePingDelay,
+            KeepAlivePingTimeout = options.KeepAlivePingTimeout,
+            IgnoreVersionMismatch = options.IgnoreVersionMismatch || env("RAY_IGNORE_VERSION_MISMATCH") is not null,
+            Metadata = metadata.AsReadOnly(),
+            TimeProvider = options.TimeProvider,
+            Logger = options.LoggerFactory?.CreateLogger("RayClient") ?? NullLogger.Instance,
+            LogSink = options.LogSink,
+            UploadProgress = options.UploadProgress,
+        };
+    }
+
+    /// <summary>Ray's window for attempt <paramref name="index"/> (0-based): the first timeout plus 5 s per attempt, at most 30 s.</summary>
+    internal static TimeSpan AttemptTimeout(TimeSpan firstAttempt, int index)
+    {
+        if (index == 0)
+        {
+            return firstAttempt;
+        }
+
+        var grown = firstAttempt + (ConnectTimeoutStep * Math.Min(index, 6));
+        return grown < MaxConnectTimeout ? grown : MaxConnectTimeout;
+    }
+
+    private static TimeSpan ResolveGracePeriod(TimeSpan? explicitValue, string? env)
+    {
+        if (explicitValue is { } value)
+        {
+            return value;
+        }
+
+        if (!string.IsNullOrWhiteSpace(env))
+        {
+            if (!int.TryParse(env, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var seconds) || seconds < 0)
+            {
+                throw new ArgumentException($"RAY_CLIENT_RECONNECT_GRACE_PERIOD='{env}' is not a whole number of seconds (0 disables reconnects).");
+            }
+
+            return TimeSpan.FromSeconds(seconds);
+        }
+
+        return TimeSpan.FromSeconds(30); // Ray's DEFAULT_CLIENT_RECONNECT_GRACE_PERIOD
+    }
+
+    private static bool IsTrue(string? value) => value is not null && (value == "1" || value.Equals("true", StringComparison.OrdinalIgnoreCase));
+
+    private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
+}
