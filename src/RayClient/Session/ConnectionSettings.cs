@@ -32,6 +32,9 @@ internal sealed record ConnectionSettings
 
     public required TimeSpan ConnectTimeout { get; init; }
 
+    /// <summary>How long connecting keeps trying to reach the server before it gives up.</summary>
+    public required TimeSpan ConnectDeadline { get; init; }
+
     public required TimeSpan KeepAlivePingDelay { get; init; }
 
     public required TimeSpan KeepAlivePingTimeout { get; init; }
@@ -81,6 +84,7 @@ internal sealed record ConnectionSettings
             GracePeriod = ResolveGracePeriod(options.ReconnectGracePeriod, env("RAY_CLIENT_RECONNECT_GRACE_PERIOD")),
             ConnectionRetries = options.ConnectionRetries,
             ConnectTimeout = options.ConnectTimeout,
+            ConnectDeadline = options.ConnectDeadline ?? RayConnectPatience(options.ConnectionRetries, options.ConnectTimeout),
             KeepAlivePingDelay = options.KeepAlivePingDelay,
             KeepAlivePingTimeout = options.KeepAlivePingTimeout,
             IgnoreVersionMismatch = options.IgnoreVersionMismatch || env("RAY_IGNORE_VERSION_MISMATCH") is not null,
@@ -90,6 +94,22 @@ internal sealed record ConnectionSettings
             LogSink = options.LogSink,
             UploadProgress = options.UploadProgress,
         };
+    }
+
+    /// <summary>
+    /// How long Ray's client tries to reach a server: <c>connection_retries</c> attempts, the first
+    /// allowed <c>INITIAL_TIMEOUT_SEC</c> (5 s), each later one 5 s more, at most 30 s
+    /// (<c>worker.py :: _connect_channel</c>); 5 + 10 + 15 = 30 s with Ray's defaults.
+    /// </summary>
+    internal static TimeSpan RayConnectPatience(int attempts, TimeSpan firstAttempt)
+    {
+        var total = TimeSpan.Zero;
+        for (var i = 0; i < attempts; i++)
+        {
+            total += AttemptTimeout(firstAttempt, i);
+        }
+
+        return total;
     }
 
     /// <summary>Ray's window for attempt <paramref name="index"/> (0-based): the first timeout plus 5 s per attempt, at most 30 s.</summary>

@@ -283,23 +283,25 @@ internal sealed partial class RayConnection : IAsyncDisposable
                     }
                     catch (Exception ex) when (!callerToken.IsCancellationRequested)
                     {
-                        progress.Last = RayErrors.ClassifyConnectFailure(ex, connection._settings.Address, timeout);
                         if (ctx.CancellationToken.IsCancellationRequested)
                         {
-                            // This attempt's timeout, or the connect deadline: the timeout strategies decide which.
+                            // This attempt's timeout, or the connect deadline: the timeout strategies
+                            // decide which. The last answer that did come (a refusal) stays the diagnosis.
                             progress.TimedOut++;
                             throw new OperationCanceledException(ctx.CancellationToken);
                         }
 
+                        progress.Last = RayErrors.ClassifyConnectFailure(ex, connection._settings.Address, timeout);
                         throw progress.Last;
                     }
                 },
                 context,
                 (this, progress, cancellationToken)).ConfigureAwait(false);
         }
-        catch (TimeoutRejectedException) when (!cancellationToken.IsCancellationRequested && progress.Last is not null)
+        catch (TimeoutRejectedException) when (!cancellationToken.IsCancellationRequested)
         {
-            throw progress.Last;
+            // The connect deadline: say so, with the last attempt's own diagnosis.
+            throw RayErrors.ConnectDeadlineExceeded(_settings.Address, _settings.ConnectDeadline, progress.Attempts, progress.Last);
         }
         finally
         {
@@ -307,34 +309,38 @@ internal sealed partial class RayConnection : IAsyncDisposable
         }
     }
 
-    private ResiliencePipeline BuildConnectPipeline()
-    {
-        var builder = new ResiliencePipelineBuilder { TimeProvider = _time };
-        if (_settings.ConnectionRetries > 1)
-        {
-            builder.AddRetry(new RetryStrategyOptions
+    /// <summary>
+    /// Ray's patience with its faster retries: a deadline (Ray's attempt windows added up, 30 s by
+    /// default) around jittered exponential backoff (0.25 s doubling to 2 s; gRPC's own reconnect
+    /// backoff starts at 1 s), each PING bounded by Ray's attempt timeout (5 s, 5 s more after each
+    /// PING that went unanswered, at most 30 s). Ray sleeps a whole window after a refused PING;
+    /// retrying sooner finds a server that just became ready within about 2 s.
+    /// </summary>
+    private ResiliencePipeline BuildConnectPipeline() =>
+        new ResiliencePipelineBuilder { TimeProvider = _time }
+            .AddTimeout(_settings.ConnectDeadline)
+            .AddRetry(new RetryStrategyOptions
             {
                 ShouldHandle = args => new ValueTask<bool>(
                     args.Outcome.Exception is RayConnectionException { IsTransient: true } or TimeoutRejectedException
                     && !args.Context.CancellationToken.IsCancellationRequested),
-                MaxRetryAttempts = _settings.ConnectionRetries - 1,
-                DelayGenerator = args => new ValueTask<TimeSpan?>(TimeSpan.FromMilliseconds(250 * (1 << Math.Min(args.AttemptNumber + 1, 4)))),
+                MaxRetryAttempts = int.MaxValue,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = TimeSpan.FromMilliseconds(250),
+                MaxDelay = TimeSpan.FromSeconds(2),
                 OnRetry = args =>
                 {
                     LogAttemptFailed(_logger, args.AttemptNumber + 1, args.Outcome.Exception?.Message ?? "no answer");
                     return default;
                 },
-            });
-        }
-
-        return builder
+            })
             .AddTimeout(new TimeoutStrategyOptions
             {
                 TimeoutGenerator = args => new ValueTask<TimeSpan>(
                     ConnectionSettings.AttemptTimeout(_settings.ConnectTimeout, args.Context.Properties.GetValue(ConnectProgressKey, new ConnectProgress()).TimedOut)),
             })
             .Build();
-    }
 
     internal async Task PingAsync(CancellationToken cancellationToken)
     {

@@ -49,8 +49,10 @@ internal sealed class VirtualClock : FakeTimeProvider
     /// Waits (up to 10 s of real time) until a live timer is due within <paramref name="window"/>
     /// of now, then advances virtual time to the earliest such due time.
     /// </summary>
+    /// <param name="window">How far ahead a timer may be due.</param>
+    /// <param name="stopWhen">Stop waiting (and return zero) once this task has completed.</param>
     /// <returns>How far time moved.</returns>
-    public async Task<TimeSpan> AdvanceToNextTimerWithinAsync(TimeSpan window)
+    public async Task<TimeSpan> AdvanceToNextTimerWithinAsync(TimeSpan window, Task? stopWhen = null)
     {
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         while (true)
@@ -79,6 +81,16 @@ internal sealed class VirtualClock : FakeTimeProvider
                 }
 
                 return step > TimeSpan.Zero ? step : TimeSpan.Zero;
+            }
+
+            if (stopWhen is not null)
+            {
+                if (await Task.WhenAny(changed, stopWhen).WaitAsync(deadline.Token) == stopWhen)
+                {
+                    return TimeSpan.Zero;
+                }
+
+                continue;
             }
 
             await changed.WaitAsync(deadline.Token);
