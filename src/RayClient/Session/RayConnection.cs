@@ -674,15 +674,6 @@ internal sealed partial class RayConnection : IAsyncDisposable
         return pending;
     }
 
-    /// <summary>Sends an untracked message (a release): nothing waits for its answer.</summary>
-    public void Post(DataRequest request)
-    {
-        if (IsUsable)
-        {
-            _outbound.Writer.TryWrite(request);
-        }
-    }
-
     /// <summary>Stops waiting for a request (caller timeout or cancellation); a late answer is ignored.</summary>
     public void Abandon(PendingRequest pending, Exception reason)
     {
