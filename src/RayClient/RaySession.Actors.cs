@@ -41,8 +41,7 @@ public sealed partial class RaySession
     public async System.Threading.Tasks.Task<IReadOnlyList<NamedActorInfo>> ListNamedActorsAsync(bool allNamespaces = false, CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        var response = (DataResponse)await AwaitDataAsync(
-            _data.SendAsync(new DataRequest { ListNamedActors = new ClientListNamedActorsRequest { AllNamespaces = allNamespaces } }), cancellationToken).ConfigureAwait(false);
+        var response = await _connection.SendAsync(new DataRequest { ListNamedActors = new ClientListNamedActorsRequest { AllNamespaces = allNamespaces } }).WaitAsync(cancellationToken).ConfigureAwait(false);
         using var json = JsonDocument.Parse(response.ListNamedActors.ActorsJson);
         var result = new List<NamedActorInfo>();
         foreach (var item in json.RootElement.EnumerateArray())
@@ -62,7 +61,7 @@ public sealed partial class RaySession
         ThrowIfDisposed();
         var id = await actor.IdTask.WaitAsync(cancellationToken).ConfigureAwait(false);
         var request = new TerminateRequest { ClientId = ClientId, Actor = new TerminateRequest.Types.ActorTerminate { Id = UnsafeByteOperations.UnsafeWrap(id.Bytes), NoRestart = noRestart } };
-        await AwaitDataAsync(_data.SendAsync(new DataRequest { Terminate = request }), cancellationToken).ConfigureAwait(false);
+        await _connection.SendAsync(new DataRequest { Terminate = request }).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -77,13 +76,13 @@ public sealed partial class RaySession
         ThrowIfDisposed();
         var id = await reference.IdTask.WaitAsync(cancellationToken).ConfigureAwait(false);
         var request = new TerminateRequest { ClientId = ClientId, TaskObject = new TerminateRequest.Types.TaskObjectTerminate { Id = UnsafeByteOperations.UnsafeWrap(id.Bytes), Force = force, Recursive = recursive } };
-        await AwaitDataAsync(_data.SendAsync(new DataRequest { Terminate = request }), cancellationToken).ConfigureAwait(false);
+        await _connection.SendAsync(new DataRequest { Terminate = request }).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Releases one id on the server (a handle's DisposeAsync); a closed session has nothing left to release.</summary>
     internal async System.Threading.Tasks.Task ReleaseAsync(RayId id)
     {
-        if (Volatile.Read(ref _disposed) != 0 || _data.Fatal is not null)
+        if (!_connection.IsUsable)
         {
             return;
         }
@@ -92,7 +91,7 @@ public sealed partial class RaySession
         request.Ids.Add(UnsafeByteOperations.UnsafeWrap(id.Bytes));
         try
         {
-            await _data.SendAsync(new DataRequest { Release = request }).ConfigureAwait(false);
+            await _connection.SendAsync(new DataRequest { Release = request }).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is ObjectDisposedException or RayException)
         {

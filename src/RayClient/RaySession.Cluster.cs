@@ -75,7 +75,7 @@ public sealed partial class RaySession
     private System.Threading.Tasks.Task<ClusterInfoResponse> ClusterInfoAsync(InfoType type, CancellationToken cancellationToken)
     {
         ThrowIfDisposed();
-        return CallUnaryAsync(o => _driver.ClusterInfoAsync(new ClusterInfoRequest { Type = type }, o).ResponseAsync, cancellationToken);
+        return _connection.CallUnaryAsync(o => _connection.Driver.ClusterInfoAsync(new ClusterInfoRequest { Type = type }, o).ResponseAsync, cancellationToken);
     }
 
     private static string? GetString(JsonElement element, string name) =>

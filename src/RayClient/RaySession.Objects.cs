@@ -25,8 +25,7 @@ public sealed partial class RaySession : IPickleStubResolver
 
         await AwaitReferencedIdsAsync(value, cancellationToken).ConfigureAwait(false);
         var payload = Pickle(value, "the value to put");
-        var response = (DataResponse)await AwaitDataAsync(
-            _data.SendAsync(new DataRequest { Put = new PutRequest() }, payload), cancellationToken).ConfigureAwait(false);
+        var response = await _connection.SendAsync(new DataRequest { Put = new PutRequest() }, payload).WaitAsync(cancellationToken).ConfigureAwait(false);
         var put = response.Put;
         if (!put.Valid)
         {
@@ -66,8 +65,8 @@ public sealed partial class RaySession : IPickleStubResolver
         // everything else, answered when the object is ready, resumable after a reconnect.
         var request = new DataRequest { Get = new GetRequest { Asynchronous = true, StartChunkId = 0 } };
         request.Get.Ids.Add(UnsafeByteOperations.UnsafeWrap(id.Bytes));
-        var pending = _data.Enqueue(new PendingRequest(request));
-        object result;
+        var pending = _connection.Enqueue(new PendingGet(request));
+        ReceivedObject result;
         try
         {
             result = await pending.Completion.WaitAsync(token).ConfigureAwait(false);
@@ -75,16 +74,16 @@ public sealed partial class RaySession : IPickleStubResolver
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && deadline is not null)
         {
             var error = new RayTimeoutException($"Get timed out after {timeout!.Value.TotalSeconds:0.###} s: object {id.Hex} is not ready.");
-            _data.Abandon(pending, error);
+            _connection.Abandon(pending, error);
             throw error;
         }
         catch (OperationCanceledException)
         {
-            _data.Abandon(pending, new OperationCanceledException(cancellationToken));
+            _connection.Abandon(pending, new OperationCanceledException(cancellationToken));
             throw;
         }
 
-        using var received = (ReceivedObject)result;
+        using var received = result;
         return Decode<T>(received, $"Getting object {id.Hex}");
     }
 
@@ -99,11 +98,11 @@ public sealed partial class RaySession : IPickleStubResolver
             return [];
         }
 
-        var started = _options.TimeProvider.GetUtcNow();
+        var started = Time.GetUtcNow();
         var tasks = new System.Threading.Tasks.Task<T>[list.Count];
         for (var i = 0; i < list.Count; i++)
         {
-            var remaining = timeout is { } t ? t - (_options.TimeProvider.GetUtcNow() - started) : (TimeSpan?)null;
+            var remaining = timeout is { } t ? t - (Time.GetUtcNow() - started) : (TimeSpan?)null;
             tasks[i] = GetAsync(list[i], remaining is { } r && r < TimeSpan.Zero ? TimeSpan.Zero : remaining, cancellationToken);
         }
 
@@ -146,7 +145,7 @@ public sealed partial class RaySession : IPickleStubResolver
             request.ObjectIds.Add(UnsafeByteOperations.UnsafeWrap(id.Bytes));
         }
 
-        var response = await CallUnaryAsync(o => _driver.WaitObjectAsync(request, o).ResponseAsync, cancellationToken).ConfigureAwait(false);
+        var response = await _connection.CallUnaryAsync(o => _connection.Driver.WaitObjectAsync(request, o).ResponseAsync, cancellationToken).ConfigureAwait(false);
         var readySet = new HashSet<int>();
         foreach (var id in response.ReadyObjectIds)
         {
@@ -268,13 +267,13 @@ public sealed partial class RaySession : IPickleStubResolver
     /// <summary>An ObjectRef's DisposeAsync: counts it out now and releases the id if nothing else holds it.</summary>
     internal void ReleaseReference(ObjectRef reference, RayId id)
     {
-        if (Volatile.Read(ref _disposed) == 0)
+        if (_connection.IsUsable)
         {
             _references.ReleaseNow(reference, id);
         }
     }
 
-    private CancellationTokenSource? CreateDeadline(TimeSpan? timeout, CancellationToken cancellationToken)
+    private Deadline? CreateDeadline(TimeSpan? timeout, CancellationToken cancellationToken)
     {
         if (timeout is not { } value)
         {
@@ -286,9 +285,28 @@ public sealed partial class RaySession : IPickleStubResolver
             throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "The timeout must not be negative.");
         }
 
-        var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        cts.CancelAfter(value);
-        return cts;
+        return new Deadline(value, Time, cancellationToken);
+    }
+
+    /// <summary>A caller's timeout on the session's clock, linked with the caller's token.</summary>
+    private sealed class Deadline : IDisposable
+    {
+        private readonly CancellationTokenSource _timer;
+        private readonly CancellationTokenSource _linked;
+
+        public Deadline(TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
+        {
+            _timer = new CancellationTokenSource(timeout, time);
+            _linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _timer.Token);
+        }
+
+        public CancellationToken Token => _linked.Token;
+
+        public void Dispose()
+        {
+            _linked.Dispose();
+            _timer.Dispose();
+        }
     }
 
     /// <summary>Waits until every ObjectRef inside <paramref name="value"/> knows its id, so it can be pickled.</summary>

@@ -102,7 +102,7 @@ public sealed partial class RaySession
                 }
 
                 var data = Pickle(new PyTuple(new PyTuple(args), kwargs ?? new Dictionary<string, object?>()), $"the arguments of {context}", taskArguments: true);
-                return new PendingRequest(new DataRequest { Task = task }, data);
+                return new PendingCall(new DataRequest { Task = task }, data);
             },
             idSources,
             context));
@@ -128,7 +128,7 @@ public sealed partial class RaySession
     private async System.Threading.Tasks.Task<RayId> PutFunctionAsync(string module, string name)
     {
         var payload = PickleWriter.Serialize(new PyGlobal(module, name), new PickleWriterOptions { Protocol = 4 });
-        var response = (DataResponse)await _data.SendAsync(new DataRequest { Put = new PutRequest() }, payload).ConfigureAwait(false);
+        var response = await _connection.SendAsync(new DataRequest { Put = new PutRequest() }, payload).ConfigureAwait(false);
         if (!response.Put.Valid)
         {
             throw RayErrors.FromPythonError(PythonErrorDecoder.Decode(response.Put.Error.Memory), $"The server could not load the Python function {module}.{name}");
@@ -145,7 +145,7 @@ public sealed partial class RaySession
         System.Threading.Tasks.Task<RayId> Payload,
         List<ObjectRef>? Refs,
         System.Threading.Tasks.Task? Prerequisite,
-        Func<RayId, PendingRequest> Build,
+        Func<RayId, PendingCall> Build,
         TaskCompletionSource<RayId>[] ReturnIds,
         string Context)
     {
@@ -216,7 +216,7 @@ public sealed partial class RaySession
 
             var pending = submission.Build(submission.Payload.Result);
             pending.OnCompleted = (response, error) => OnTicket(response, error, submission.ReturnIds, submission.Context);
-            _data.Enqueue(pending);
+            _connection.Enqueue(pending);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
@@ -224,9 +224,9 @@ public sealed partial class RaySession
         }
     }
 
-    private void OnTicket(object? response, Exception? error, TaskCompletionSource<RayId>[] returnIds, string context)
+    private void OnTicket(DataResponse? response, Exception? error, TaskCompletionSource<RayId>[] returnIds, string context)
     {
-        if (response is not DataResponse { TaskTicket: { } ticket })
+        if (response is not { TaskTicket: { } ticket })
         {
             FailAll(returnIds, error ?? new RayException($"{context}: the server did not answer with a ticket."));
             return;
@@ -261,7 +261,7 @@ public sealed partial class RaySession
     /// </summary>
     private System.Threading.Tasks.Task<RuntimeEnv> UploadTaskEnvAsync(RuntimeEnv env) =>
         RayClient.Packaging.RuntimeEnvUploader.UploadLocalPackagesAsync(
-            env, new KvPackageStore(this), new RayClient.Packaging.UploadOptions { PinExpirationSeconds = 0 }, _options.UploadProgress, _lifetime.Token);
+            env, new KvPackageStore(_connection), new RayClient.Packaging.UploadOptions { PinExpirationSeconds = 0 }, _connection.Settings.UploadProgress, _connection.Lifetime);
 
     private static void FailAll(TaskCompletionSource<RayId>[] sources, Exception error)
     {

@@ -23,11 +23,32 @@ public sealed class RaySessionOptions
     /// </summary>
     public TimeSpan? ReconnectGracePeriod { get; set; }
 
-    /// <summary>Attempts to reach the server when connecting (Ray's <c>connection_retries</c>). Default: 3.</summary>
+    /// <summary>
+    /// Ray's <c>connection_retries</c>: with <see cref="ConnectTimeout"/> it sets how long connecting
+    /// keeps trying when <see cref="ConnectDeadline"/> is not set, as Ray's client does: attempt
+    /// windows of 5 s, 10 s and 15 s (each 5 s longer than the one before, at most 30 s) add up to
+    /// 30 s. Default: 3.
+    /// </summary>
     public int ConnectionRetries { get; set; } = 3;
 
-    /// <summary>Time allowed for each connection attempt; it grows by 5 s per attempt up to 30 s, as in Ray. Default: 5 seconds.</summary>
+    /// <summary>
+    /// Time allowed for the first attempt to reach the server (a PING); each attempt that times out
+    /// allows 5 s more, at most 30 s, as in Ray (<c>INITIAL_TIMEOUT_SEC</c>). Default: 5 seconds.
+    /// </summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How long connecting keeps trying to reach a server that refuses or does not answer (one that
+    /// is still starting, say) before <see cref="RaySession.ConnectAsync(RaySessionOptions, CancellationToken)"/>
+    /// gives up with a transient <see cref="RayConnectionException"/>. Attempts are retried with
+    /// jittered exponential backoff (0.25 s doubling up to 2 s), so a server that becomes ready is
+    /// found within about 2 s. Errors that retrying cannot fix (not a Ray server, bad credentials,
+    /// an unknown host) fail at once. Initializing the job afterwards (runtime env set-up, which may
+    /// take minutes on a cluster) is not bounded by it, as in Ray.
+    /// Default: null, meaning Ray's patience: the sum of the <see cref="ConnectionRetries"/> attempt
+    /// windows starting at <see cref="ConnectTimeout"/> (30 s with the defaults).
+    /// </summary>
+    public TimeSpan? ConnectDeadline { get; set; }
 
     /// <summary>
     /// Interval of HTTP/2 keepalive pings that detect a dead peer. Default: 5 seconds (Ray uses
@@ -92,27 +113,6 @@ public sealed class RaySessionOptions
     /// <summary>Receives the job's stdout/stderr and log lines forwarded by the server. Default: null (Console).</summary>
     public Action<RayLogLine>? LogSink { get; set; }
 
-    internal TimeSpan ResolveGracePeriod()
-    {
-        if (ReconnectGracePeriod is { } explicitValue)
-        {
-            return explicitValue;
-        }
-
-        var env = Environment.GetEnvironmentVariable("RAY_CLIENT_RECONNECT_GRACE_PERIOD");
-        if (!string.IsNullOrWhiteSpace(env))
-        {
-            if (!int.TryParse(env, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var seconds) || seconds < 0)
-            {
-                throw new ArgumentException($"RAY_CLIENT_RECONNECT_GRACE_PERIOD='{env}' is not a whole number of seconds (0 disables reconnects).");
-            }
-
-            return TimeSpan.FromSeconds(seconds);
-        }
-
-        return TimeSpan.FromSeconds(30);
-    }
-
     internal void Validate()
     {
         if (ConnectionRetries < 1)
@@ -123,6 +123,11 @@ public sealed class RaySessionOptions
         if (ConnectTimeout <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(ConnectTimeout), ConnectTimeout, "The connect timeout must be positive.");
+        }
+
+        if (ConnectDeadline is { } deadline && deadline <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ConnectDeadline), deadline, "The connect deadline must be positive.");
         }
 
         if (ReconnectGracePeriod is { } grace && (grace < TimeSpan.Zero || grace.TotalSeconds > int.MaxValue))

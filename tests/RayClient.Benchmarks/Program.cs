@@ -50,7 +50,7 @@ internal static class Program
         // Every measure runs once untimed first, so the JIT has tiered up the path it measures.
         var pings = quick ? 1000 : 3000;
         Func<Task> ping = async () =>
-            await ray.Driver.ClusterInfoAsync(new ClusterInfoRequest { Type = ClusterInfoType.Types.TypeEnum.Ping }, ray.UnaryOptions(CancellationToken.None)).ResponseAsync;
+            await ray.Connection.Driver.ClusterInfoAsync(new ClusterInfoRequest { Type = ClusterInfoType.Types.TypeEnum.Ping }, ray.Connection.UnaryOptions(CancellationToken.None)).ResponseAsync;
         await TimeEachAsync(pings, ping);
         var baseline = Median(await TimeEachAsync(pings, ping));
         rows.Add(("raw gRPC unary round trip (baseline)", baseline * 1e6, "µs", 1));

@@ -27,7 +27,7 @@ public sealed class CliTests
         using var output = new StringWriter();
         using var error = new StringWriter();
 
-        var exit = await CliApp.BuildRootCommand(output, error).Parse(["demo", "--address", "ray://127.0.0.1:1"]).InvokeAsync();
+        var exit = await CliApp.BuildRootCommand(output, error).Parse(["demo", "--address", "ray://127.0.0.1:1", "--connect-deadline", "2"]).InvokeAsync();
 
         Assert.Equal(1, exit);
         Assert.Contains("connection refused", error.ToString());

@@ -34,9 +34,10 @@ public sealed class ConnectionTests(ServerFixture fixture)
         var port = FreePort();
 
         var error = await Assert.ThrowsAsync<RayConnectionException>(() =>
-            RaySession.ConnectAsync(new RaySessionOptions { Address = $"ray://127.0.0.1:{port}", ConnectionRetries = 1 }));
+            RaySession.ConnectAsync(new RaySessionOptions { Address = $"ray://127.0.0.1:{port}", ConnectDeadline = TimeSpan.FromSeconds(2) }));
 
         Assert.Contains("connection refused", error.Message);
+        Assert.Contains("connect deadline of 2 s", error.Message);
         Assert.True(error.IsTransient);
     }
 

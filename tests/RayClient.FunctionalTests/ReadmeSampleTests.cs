@@ -61,13 +61,16 @@ public sealed partial class ReadmeSampleTests
             await File.WriteAllTextAsync(runtimeConfig, config.ToJsonString());
 
             await using var server = await LocalRayServer.StartAsync(new LocalRayServerOptions { NumCpus = 2 });
-            var (exit, output, error) = await RunAsync(dll, samples, server.Address);
+            var (exit, output, error) = await RunAsync(dll, samples, server.Address, server.DashboardAddress);
 
             Assert.True(exit == 0, $"the samples exited with {exit}:\n{output}\n{error}");
             Assert.Contains("fib: 10, input.bin: 4096 bytes, MODE=prod, ready: ", output);
             Assert.Contains("nodes: 1, CPUs: 2", output);
             Assert.Equal(2, Regex.Matches(output, "a task finished: (20|25)").Count);
             Assert.Contains("counter: 1, then 6 after use_counter", output);
+            Assert.Contains("Nodes in the Ray cluster: 1", output); // the Jobs sample: Ray's job example, its log tailed
+            Assert.Contains("[10, 10]", output);
+            Assert.Contains("SUCCEEDED: ", output);
         }
         finally
         {
@@ -76,7 +79,7 @@ public sealed partial class ReadmeSampleTests
         }
     }
 
-    private static async Task<(int Exit, string Output, string Error)> RunAsync(string dll, string workingDirectory, string address)
+    private static async Task<(int Exit, string Output, string Error)> RunAsync(string dll, string workingDirectory, string address, string dashboardAddress)
     {
         var info = new ProcessStartInfo("dotnet")
         {
@@ -89,6 +92,7 @@ public sealed partial class ReadmeSampleTests
         info.ArgumentList.Add("exec");
         info.ArgumentList.Add(dll);
         info.Environment["RAY_ADDRESS"] = address;
+        info.Environment["RAY_API_SERVER_ADDRESS"] = dashboardAddress;
         using var process = Process.Start(info)!;
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();

@@ -97,7 +97,7 @@ public sealed class ReconnectTests(ITestOutputHelper output) : IAsyncLifetime
 
         Assert.Equal(5000, _server.TaskExecutions - executionsBefore);
         Assert.True(cuts > 3, $"only {cuts} cuts happened while the callers ran");
-        Assert.True(ray.DataChannel.Reconnects > 0);
+        Assert.True(ray.Connection.Reconnects > 0);
         using var settle = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         while (ray.ConnectionState.Status != RayConnectionStatus.Connected)
         {
@@ -217,6 +217,12 @@ public sealed class EnvironmentCollection
 [Collection(EnvironmentCollection.Name)]
 public sealed class GracePeriodSettingTests
 {
+    private static TimeSpan Grace(RaySessionOptions options)
+    {
+        options.Address = "ray://127.0.0.1:1";
+        return RayClient.Session.ConnectionSettings.Resolve(options).GracePeriod;
+    }
+
     [Fact]
     public void GracePeriod_EnvironmentVariableAndOption_BothSetIt()
     {
@@ -224,15 +230,15 @@ public sealed class GracePeriodSettingTests
         try
         {
             Environment.SetEnvironmentVariable("RAY_CLIENT_RECONNECT_GRACE_PERIOD", "7");
-            Assert.Equal(TimeSpan.FromSeconds(7), new RaySessionOptions().ResolveGracePeriod());
-            Assert.Equal(TimeSpan.FromSeconds(3), new RaySessionOptions { ReconnectGracePeriod = TimeSpan.FromSeconds(3) }.ResolveGracePeriod());
+            Assert.Equal(TimeSpan.FromSeconds(7), Grace(new RaySessionOptions()));
+            Assert.Equal(TimeSpan.FromSeconds(3), Grace(new RaySessionOptions { ReconnectGracePeriod = TimeSpan.FromSeconds(3) }));
             Assert.Equal(TimeSpan.FromSeconds(7), new LocalRayServerOptions().ResolveDefaultGrace());
 
             Environment.SetEnvironmentVariable("RAY_CLIENT_RECONNECT_GRACE_PERIOD", "soon");
-            Assert.Throws<ArgumentException>(() => new RaySessionOptions().ResolveGracePeriod());
+            Assert.Throws<ArgumentException>(() => Grace(new RaySessionOptions()));
 
             Environment.SetEnvironmentVariable("RAY_CLIENT_RECONNECT_GRACE_PERIOD", null);
-            Assert.Equal(TimeSpan.FromSeconds(30), new RaySessionOptions().ResolveGracePeriod());
+            Assert.Equal(TimeSpan.FromSeconds(30), Grace(new RaySessionOptions()));
             Assert.Equal(TimeSpan.FromSeconds(5), new LocalRayServerOptions { ReconnectGracePeriod = TimeSpan.FromSeconds(5) }.ResolveDefaultGrace());
         }
         finally

@@ -74,7 +74,7 @@ public sealed class ServerBehaviourTests(ServerFixture fixture)
         var request = new GetRequest { Timeout = 10 };
         request.Ids.AddRange(ids.Select(h => ByteString.CopyFrom(Convert.FromHexString(h))));
 
-        using var call = ray.Driver.GetObject(request, ray.UnaryOptions(CancellationToken.None));
+        using var call = ray.Connection.Driver.GetObject(request, ray.Connection.UnaryOptions(CancellationToken.None));
         var chunks = new List<GetResponse>();
         await foreach (var chunk in call.ResponseStream.ReadAllAsync())
         {

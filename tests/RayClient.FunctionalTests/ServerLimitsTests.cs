@@ -162,7 +162,7 @@ public sealed class ServerLimitsTests
     private static async Task KvPutAsync(RaySession ray, string key, int size)
     {
         var request = new KVPutRequest { Key = ByteString.CopyFromUtf8(key), Value = ByteString.CopyFrom(new byte[size]), Overwrite = true };
-        await ray.Driver.KVPutAsync(request, ray.UnaryOptions(CancellationToken.None)).ResponseAsync;
+        await ray.Connection.Driver.KVPutAsync(request, ray.Connection.UnaryOptions(CancellationToken.None)).ResponseAsync;
     }
 
     private static DataRequest PutChunk(int reqId, int chunkId, int totalChunks, ByteString data) =>

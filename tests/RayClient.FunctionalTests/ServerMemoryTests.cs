@@ -23,7 +23,7 @@ public sealed class ServerMemoryTests(ITestOutputHelper log)
         Array.Fill(value, (byte)7); // real pages, not zero pages
         try
         {
-            await ray.Driver.KVPutAsync(new KVPutRequest { Key = ByteString.CopyFromUtf8("big"), Value = UnsafeByteOperations.UnsafeWrap(value), Overwrite = true }, ray.UnaryOptions(CancellationToken.None));
+            await ray.Connection.Driver.KVPutAsync(new KVPutRequest { Key = ByteString.CopyFromUtf8("big"), Value = UnsafeByteOperations.UnsafeWrap(value), Overwrite = true }, ray.Connection.UnaryOptions(CancellationToken.None));
         }
         catch (Exception ex)
         {
@@ -32,7 +32,7 @@ public sealed class ServerMemoryTests(ITestOutputHelper log)
 
         var holding = cli.ResidentBytes();
         log.WriteLine($"put after {clock.Elapsed}");
-        await ray.Driver.KVDelAsync(new KVDelRequest { Key = ByteString.CopyFromUtf8("big") }, ray.UnaryOptions(CancellationToken.None));
+        await ray.Connection.Driver.KVDelAsync(new KVDelRequest { Key = ByteString.CopyFromUtf8("big") }, ray.Connection.UnaryOptions(CancellationToken.None));
 
         // Within seconds: the server's collection runs a second after the free; Kestrel's buffers
         // beyond 32 MiB were dropped when the request ended.

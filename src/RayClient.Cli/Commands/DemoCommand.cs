@@ -34,14 +34,19 @@ internal static class DemoCommand
             Description = "Length of the Fibonacci sequence each task builds.",
             DefaultValueFactory = _ => 10,
         };
+        var deadline = new Option<double?>("--connect-deadline")
+        {
+            Description = "Seconds to keep trying to reach the cluster before giving up (default: Ray's patience, 30 s).",
+        };
         var command = new Command("demo", "Run Ray's Fibonacci job example through RayClient (on the embedded server unless --address is given).");
         command.Options.Add(address);
         command.Options.Add(size);
-        command.SetAction((parse, cancellationToken) => RunAsync(parse.GetValue(address), parse.GetValue(size), output, error, cancellationToken));
+        command.Options.Add(deadline);
+        command.SetAction((parse, cancellationToken) => RunAsync(parse.GetValue(address), parse.GetValue(size), parse.GetValue(deadline), output, error, cancellationToken));
         return command;
     }
 
-    internal static async Task<int> RunAsync(string? address, int sequenceSize, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    internal static async Task<int> RunAsync(string? address, int sequenceSize, double? connectDeadlineSeconds, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         var workingDir = Path.Combine(Path.GetTempPath(), "rayclient-demo", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(workingDir);
@@ -57,7 +62,12 @@ internal static class DemoCommand
             }
 
             await using var ray = await RaySession.ConnectAsync(
-                new RaySessionOptions { Address = address, RuntimeEnv = new RuntimeEnv { WorkingDir = workingDir } },
+                new RaySessionOptions
+                {
+                    Address = address,
+                    RuntimeEnv = new RuntimeEnv { WorkingDir = workingDir },
+                    ConnectDeadline = connectDeadlineSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
+                },
                 cancellationToken).ConfigureAwait(false);
             await output.WriteLineAsync($"Connected to {ray.Address} (Ray {ray.Server.RayVersion}, Python {ray.Server.PythonVersion})").ConfigureAwait(false);
 

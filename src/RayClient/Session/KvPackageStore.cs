@@ -6,9 +6,9 @@ namespace RayClient.Session;
 /// <summary>Stores runtime-env packages through Ray's KV RPCs, before Init (spec §8.6).</summary>
 internal sealed class KvPackageStore : RayClient.Packaging.IRuntimeEnvPackageStore
 {
-    private readonly RaySession _session;
+    private readonly RayConnection _session;
 
-    public KvPackageStore(RaySession session) => _session = session;
+    public KvPackageStore(RayConnection connection) => _session = connection;
 
     public async Task PinAsync(string uri, int expirationSeconds, CancellationToken cancellationToken)
     {

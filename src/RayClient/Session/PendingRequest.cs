@@ -7,20 +7,16 @@ namespace RayClient.Session;
 /// <summary>
 /// One tracked Datapath request: kept unchunked until its response has been consumed, so it can
 /// be replayed after a reconnect (Ray: <c>dataclient.py :: outstanding_requests</c>). Response,
-/// cancellation, timeout and disconnect race for one <see cref="TrySetResult"/>/<see cref="TrySetException"/>.
+/// cancellation, timeout and disconnect race for one completion. Two kinds, typed by what they
+/// complete with: <see cref="PendingCall"/> (a <see cref="DataResponse"/>) and
+/// <see cref="PendingGet"/> (a <see cref="ReceivedObject"/> assembled from chunks).
 /// </summary>
-internal sealed class PendingRequest
+internal abstract class PendingRequest
 {
-    private readonly TaskCompletionSource<object> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private byte[]? _assembly;
-    private int _received;
-    private int _nextChunk;
-
-    public PendingRequest(DataRequest request, PickledData? payload = null)
+    private protected PendingRequest(DataRequest request, PickledData? payload)
     {
         Request = request;
         Payload = payload;
-        IsAsyncGet = request.TypeCase == DataRequest.TypeOneofCase.Get && request.Get.Asynchronous;
     }
 
     /// <summary>The request without its chunked payload; its req_id is assigned when first written.</summary>
@@ -29,40 +25,97 @@ internal sealed class PendingRequest
     /// <summary>Pickled put/task payload, split into chunks each time the request is (re)sent.</summary>
     public PickledData? Payload { get; }
 
-    public bool IsAsyncGet { get; }
-
     public int ReqId => Request.ReqId;
 
-    /// <summary>Completes with a <see cref="DataResponse"/>, or a <see cref="ReceivedObject"/> for async gets.</summary>
-    public Task<object> Completion => _completion.Task;
+    public abstract bool IsCompleted { get; }
 
-    public bool IsCompleted => _completion.Task.IsCompleted;
+    /// <summary>Fails the request (error answer, timeout, cancellation, disconnect); false when it was already complete.</summary>
+    public abstract bool TrySetException(Exception exception);
+}
+
+/// <summary>A request answered by one <see cref="DataResponse"/>.</summary>
+internal sealed class PendingCall : PendingRequest
+{
+    private readonly TaskCompletionSource<DataResponse> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public PendingCall(DataRequest request, PickledData? payload = null)
+        : base(request, payload)
+    {
+    }
+
+    public Task<DataResponse> Completion => _completion.Task;
+
+    public override bool IsCompleted => _completion.Task.IsCompleted;
 
     /// <summary>
     /// Runs on the completing thread (the stream's reader) instead of after a thread hop; for
     /// cheap internal bookkeeping such as resolving a ticket's ids. Set before the request is sent.
     /// </summary>
-    public Action<object?, Exception?>? OnCompleted { get; set; }
+    public Action<DataResponse?, Exception?>? OnCompleted { get; set; }
 
-    public bool TrySetResult(object result)
+    public bool TrySetResult(DataResponse response)
     {
-        if (_completion.TrySetResult(result))
+        if (_completion.TrySetResult(response))
         {
             Payload?.Dispose();
-            OnCompleted?.Invoke(result, null);
+            OnCompleted?.Invoke(response, null);
             return true;
         }
 
         return false;
     }
 
-    public bool TrySetException(Exception exception)
+    public override bool TrySetException(Exception exception)
     {
         if (_completion.TrySetException(exception))
         {
             Payload?.Dispose();
-            ReturnAssembly();
             OnCompleted?.Invoke(null, exception);
+            return true;
+        }
+
+        return false;
+    }
+}
+
+/// <summary>An asynchronous get (spec §3.5): answered by one or more chunks that make one object.</summary>
+internal sealed class PendingGet : PendingRequest
+{
+    private readonly TaskCompletionSource<ReceivedObject> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private byte[]? _assembly;
+    private int _received;
+    private int _nextChunk;
+
+    public PendingGet(DataRequest request)
+        : base(request, payload: null)
+    {
+        if (request.TypeCase != DataRequest.TypeOneofCase.Get || !request.Get.Asynchronous)
+        {
+            throw new ArgumentException("A PendingGet carries an asynchronous GetRequest.", nameof(request));
+        }
+    }
+
+    public Task<ReceivedObject> Completion => _completion.Task;
+
+    public override bool IsCompleted => _completion.Task.IsCompleted;
+
+    /// <summary>Completes with the whole object; false (and the object disposed) when the request was already complete.</summary>
+    public bool TrySetResult(ReceivedObject received)
+    {
+        if (_completion.TrySetResult(received))
+        {
+            return true;
+        }
+
+        received.Dispose();
+        return false;
+    }
+
+    public override bool TrySetException(Exception exception)
+    {
+        if (_completion.TrySetException(exception))
+        {
+            ReturnAssembly();
             return true;
         }
 

@@ -22,23 +22,24 @@ internal static class RayAuthToken
         "or set the RAY_AUTH_TOKEN environment variable.";
 
     /// <summary>True when <c>RAY_AUTH_MODE</c> is <c>token</c> (any case), as Ray's GetAuthenticationMode.</summary>
-    public static bool IsTokenModeEnabled() =>
-        string.Equals(Environment.GetEnvironmentVariable("RAY_AUTH_MODE")?.Trim(), "token", StringComparison.OrdinalIgnoreCase);
+    public static bool IsTokenModeEnabled(Func<string, string?>? environment = null) =>
+        string.Equals((environment ?? Environment.GetEnvironmentVariable)("RAY_AUTH_MODE")?.Trim(), "token", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// The token from the environment: <c>RAY_AUTH_TOKEN</c> or <c>RAY_AUTH_TOKEN_PATH</c> always (they are
     /// explicit), <c>~/.ray/auth_token</c> only when <paramref name="includeDefaultFile"/>. Null when none is set.
     /// </summary>
     /// <exception cref="InvalidOperationException"><c>RAY_AUTH_TOKEN_PATH</c> names a file that cannot be read or is empty (Ray fails the same way).</exception>
-    public static string? FromEnvironment(bool includeDefaultFile)
+    public static string? FromEnvironment(bool includeDefaultFile, Func<string, string?>? environment = null)
     {
-        var token = Environment.GetEnvironmentVariable("RAY_AUTH_TOKEN");
+        var env = environment ?? Environment.GetEnvironmentVariable;
+        var token = env("RAY_AUTH_TOKEN");
         if (!string.IsNullOrEmpty(token))
         {
             return Trim(token);
         }
 
-        var path = Environment.GetEnvironmentVariable("RAY_AUTH_TOKEN_PATH");
+        var path = env("RAY_AUTH_TOKEN_PATH");
         if (!string.IsNullOrEmpty(path))
         {
             return ReadFile(path) ?? throw new InvalidOperationException($"RAY_AUTH_TOKEN_PATH is set but the file cannot be opened or is empty: {path}");

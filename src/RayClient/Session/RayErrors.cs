@@ -98,6 +98,15 @@ internal static class RayErrors
         return new RayConnectionException($"Could not connect to {address}: {(rpc?.Status.Detail is { Length: > 0 } d ? d : error.Message)}", isTransient: true, error);
     }
 
+    /// <summary>Connecting kept failing transiently until the connect deadline.</summary>
+    public static RayConnectionException ConnectDeadlineExceeded(RayAddress address, TimeSpan deadline, int attempts, RayConnectionException? last) =>
+        new(
+            $"Could not connect to {address} within the connect deadline of {deadline.TotalSeconds:0.#} s ({attempts} attempt{(attempts == 1 ? string.Empty : "s")}). " +
+            (last is null ? "No attempt was answered: a firewall may drop the traffic, or the server is overloaded." : $"Last answer: {last.Message}") +
+            " Raise RaySessionOptions.ConnectDeadline if the server needs longer to start.",
+            isTransient: true,
+            last);
+
     public static RayException InitFailed(string message, RayAddress address) =>
         message.Contains("RuntimeEnvSetupError", StringComparison.Ordinal) || message.Contains("runtime_env", StringComparison.Ordinal)
             ? new RayRuntimeEnvException($"The Ray client server at {address} could not set up the job's runtime env: {message}")

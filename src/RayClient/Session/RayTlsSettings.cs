@@ -40,10 +40,11 @@ internal sealed class RayTlsSettings
 
     /// <summary>Reads the options and, when <c>RAY_USE_TLS</c> is set, Ray's variables.</summary>
     /// <exception cref="ArgumentException">A certificate or key file is missing or unreadable; the message names the setting.</exception>
-    public static RayTlsSettings Resolve(RaySessionOptions options)
+    public static RayTlsSettings Resolve(RaySessionOptions options, Func<string, string?>? environment = null)
     {
-        var envTls = IsTrue(Environment.GetEnvironmentVariable("RAY_USE_TLS"));
-        string? Env(string name) => envTls && Environment.GetEnvironmentVariable(name) is { Length: > 0 } value ? value : null;
+        var environmentVariable = environment ?? Environment.GetEnvironmentVariable;
+        var envTls = IsTrue(environmentVariable("RAY_USE_TLS"));
+        string? Env(string name) => envTls && environmentVariable(name) is { Length: > 0 } value ? value : null;
         string Source(string? option, string optionName, string variable) => option is null && envTls ? variable : optionName;
 
         var caFile = options.TlsCaCertificateFile ?? Env("RAY_TLS_CA_CERT");

@@ -167,7 +167,7 @@ internal sealed class ReferenceTracker : IDisposable
 
     private void Send(List<RayId> release)
     {
-        if (_session.DataChannel.Fatal is not null)
+        if (!_session.Connection.IsUsable)
         {
             return;
         }
@@ -180,7 +180,7 @@ internal sealed class ReferenceTracker : IDisposable
 
         try
         {
-            _ = _session.DataChannel.SendAsync(new DataRequest { Release = request })
+            _ = _session.Connection.SendAsync(new DataRequest { Release = request })
                 .ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
         }
         catch (Exception ex) when (ex is ObjectDisposedException or RayException)

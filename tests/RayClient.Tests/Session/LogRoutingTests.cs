@@ -14,7 +14,7 @@ public sealed class LogRoutingTests
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
 
-        var writer = RaySession.ConsoleWriterFor(level, stdout, stderr);
+        var writer = RayClient.Session.RayConnection.ConsoleWriterFor(level, stdout, stderr);
 
         Assert.Same(expected switch { "out" => stdout, "err" => stderr, _ => null }, writer);
     }

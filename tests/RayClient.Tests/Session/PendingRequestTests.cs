@@ -6,7 +6,7 @@ namespace RayClient.Tests.Session;
 
 public sealed class PendingRequestTests
 {
-    private static PendingRequest AsyncGet() => new(new DataRequest { Get = new GetRequest { Asynchronous = true } });
+    private static PendingGet AsyncGet() => new(new DataRequest { Get = new GetRequest { Asynchronous = true } });
 
     [Fact]
     public void AddGetChunk_ObjectLargerThanAnArray_IsATypedErrorNamingTheSize()

@@ -1,12 +1,11 @@
 using System.Collections.Concurrent;
 using Grpc.Core;
-using Microsoft.Extensions.Logging.Abstractions;
 using Ray.Rpc;
 using RayClient.Session;
 
 namespace RayClient.Tests.Session;
 
-public sealed class DataChannelTests
+public sealed class RayConnectionTests
 {
     [Theory]
     [InlineData(StatusCode.Unavailable, true)]
@@ -20,14 +19,14 @@ public sealed class DataChannelTests
     [InlineData(StatusCode.Aborted, false)]
     public void IsRecoverable_StatusCodes_FollowRay(StatusCode code, bool recoverable)
     {
-        Assert.Equal(recoverable, DataChannel.IsRecoverable(new RpcException(new Status(code, "x"))));
+        Assert.Equal(recoverable, RayConnection.IsRecoverable(new RpcException(new Status(code, "x"))));
     }
 
     [Fact]
     public void IsRecoverable_SerializationFailure_IsNot()
     {
-        Assert.False(DataChannel.IsRecoverable(new RpcException(new Status(StatusCode.Internal, "Exception serializing request!"))));
-        Assert.True(DataChannel.IsRecoverable(new IOException("reset")));
+        Assert.False(RayConnection.IsRecoverable(new RpcException(new Status(StatusCode.Internal, "Exception serializing request!"))));
+        Assert.True(RayConnection.IsRecoverable(new IOException("reset")));
     }
 
     [Fact]
@@ -37,12 +36,13 @@ public sealed class DataChannelTests
         // flushes it; if the request queued behind it was abandoned (a get that timed out), no
         // later write may come, and the first request would wait forever in an idle session.
         var stream = new RecordingStream();
-        await using var channel = new DataChannel(new OneStreamInvoker(stream), _ => [], _ => Task.CompletedTask, TimeSpan.FromSeconds(30), TimeProvider.System, NullLogger.Instance);
-        var sent = channel.Enqueue(new PendingRequest(new DataRequest { ConnectionInfo = new ConnectionInfoRequest() }));
-        var abandoned = channel.Enqueue(new PendingRequest(new DataRequest { ConnectionInfo = new ConnectionInfoRequest() }));
+        var settings = ConnectionSettings.Resolve(new RaySessionOptions { Address = "ray://127.0.0.1:1" }, _ => null);
+        await using var channel = new RayConnection(settings, new OneStreamInvoker(stream), channel: null);
+        var sent = channel.Enqueue(new PendingCall(new DataRequest { ConnectionInfo = new ConnectionInfoRequest() }));
+        var abandoned = channel.Enqueue(new PendingCall(new DataRequest { ConnectionInfo = new ConnectionInfoRequest() }));
         channel.Abandon(abandoned, new OperationCanceledException());
 
-        channel.Start();
+        channel.StartDatapath();
         await stream.Written.Task.WaitAsync(TimeSpan.FromSeconds(30));
 
         var write = Assert.Single(stream.Writes);
