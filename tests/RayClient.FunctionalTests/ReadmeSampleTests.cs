@@ -70,7 +70,7 @@ public sealed partial class ReadmeSampleTests
             Assert.Contains("counter: 1, then 6 after use_counter", output);
             Assert.Contains("Nodes in the Ray cluster: 1", output); // the Jobs sample: Ray's job example, its log tailed
             Assert.Contains("[10, 10]", output);
-            Assert.Contains("SUCCEEDED: ", output);
+            Assert.Contains("succeeded: ", output, StringComparison.OrdinalIgnoreCase);
         }
         finally
         {

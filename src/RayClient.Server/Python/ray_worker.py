@@ -22,6 +22,7 @@ import itertools
 import marshal
 import os
 import pickle
+import select
 import struct
 import sys
 import threading
@@ -347,6 +348,7 @@ class Worker:
         self._proctitle = "ray::RayClientWorker"
         self._ip = "127.0.0.1"
         self._pid = os.getpid()
+        self._stdout = None  # the fd 1 forwarder, set by main()
 
     # --- framing -------------------------------------------------------------------------
     def _read_exact(self, n):
@@ -375,6 +377,8 @@ class Worker:
         return kind, seq, blobs
 
     def _write_frame(self, kind, seq, status, blobs):
+        if kind == KIND_RESULT and self._stdout is not None:
+            self._stdout.drain()  # what the task printed goes out before its result
         total = 9 + 1 + sum(4 + len(b) for b in blobs)
         with self._write_lock:  # actor methods may finish on several threads (max_concurrency)
             out = self._out
@@ -564,26 +568,62 @@ class Worker:
                 return
 
 
-def _forward_stdout(worker, rfd):
-    """Sends what reaches fd 1 (prints, C extensions, child processes) to the server, line by line."""
-    pending = b""
-    try:
+class _StdoutForwarder:
+    """Sends what reaches fd 1 (prints, C extensions, child processes) to the server, line by line.
+
+    drain() runs before a task's result is sent, so what the task printed reaches the server (and
+    the client's log, or a job's log) before the result: a driver that exits on the result would
+    otherwise lose its tasks' last lines.
+    """
+
+    def __init__(self, worker, rfd):
+        self._worker = worker
+        self._rfd = rfd
+        os.set_blocking(rfd, False)
+        self._lock = threading.Lock()  # held while bytes read from the pipe are being framed
+        self._pending = b""
+        self._closed = False
+
+    def run(self):
+        try:
+            while not self._closed:
+                select.select([self._rfd], [], [])
+                with self._lock:
+                    self._pump(final=False)
+        except (OSError, ValueError):
+            pass  # the server is gone or the worker is shutting down
+
+    def drain(self):
+        try:
+            sys.stdout.flush()
+            with self._lock:
+                self._pump(final=True)
+        except (OSError, ValueError):
+            pass
+
+    def _pump(self, final):
+        lines = []
         while True:
-            chunk = os.read(rfd, 65536)
-            if not chunk:
+            try:
+                chunk = os.read(self._rfd, 65536)
+            except BlockingIOError:
                 break
-            pending += chunk
-            lines = pending.split(b"\n")
-            pending = lines.pop()
-            if len(pending) >= 65536:  # a very long line without an end: send what there is
-                lines.append(pending)
-                pending = b""
-            if lines:
-                worker._write_frame(KIND_STDOUT, 0, STATUS_OK, lines)
-        if pending:
-            worker._write_frame(KIND_STDOUT, 0, STATUS_OK, [pending])
-    except (OSError, ValueError):
-        pass  # the server is gone or the worker is shutting down
+            if not chunk:
+                self._closed = True
+                final = True
+                break
+            self._pending += chunk
+            parts = self._pending.split(b"\n")
+            self._pending = parts.pop()
+            lines.extend(parts)
+            if len(self._pending) >= 65536:  # a very long line without an end: send what there is
+                lines.append(self._pending)
+                self._pending = b""
+        if final and self._pending:
+            lines.append(self._pending)
+            self._pending = b""
+        if lines:
+            self._worker._write_frame(KIND_STDOUT, 0, STATUS_OK, lines)
 
 
 def main():
@@ -603,7 +643,8 @@ def main():
         sys.path.insert(0, path)
     global _WORKER
     _WORKER = Worker(rfd, wfd)
-    threading.Thread(target=_forward_stdout, args=(_WORKER, out_r), name="stdout", daemon=True).start()
+    _WORKER._stdout = _StdoutForwarder(_WORKER, out_r)
+    threading.Thread(target=_WORKER._stdout.run, name="stdout", daemon=True).start()
     _WORKER.run()
 
 
