@@ -65,7 +65,7 @@ public sealed class CliTests
         using var error = new StringWriter();
         using var stop = new CancellationTokenSource();
 
-        var run = CliApp.RunAsync(["start", "--host", "localhost", "--port", "0", "--num-cpus", "1"], output, error, stop.Token);
+        var run = CliApp.RunAsync(["start", "--host", "localhost", "--port", "0", "--dashboard-port", "0", "--num-cpus", "1"], output, error, stop.Token);
         var line = await output.Matched.WaitAsync(TimeSpan.FromSeconds(60));
         try
         {

@@ -207,7 +207,7 @@ public sealed class SecurityTests : IClassFixture<SecurityTests.Certificates>
             ["RAY_TLS_CA_CERT"] = _certs.CaCert,
         };
 
-        using var server = StartCli(["start", "--port", "0", "--num-cpus", "1"], new(tls) { ["RAY_AUTH_MODE"] = "token", ["RAY_AUTH_TOKEN_PATH"] = tokenFile });
+        using var server = StartCli(["start", "--port", "0", "--dashboard-port", "0", "--num-cpus", "1"], new(tls) { ["RAY_AUTH_MODE"] = "token", ["RAY_AUTH_TOKEN_PATH"] = tokenFile });
         try
         {
             string? line;

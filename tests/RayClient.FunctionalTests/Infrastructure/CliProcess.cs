@@ -8,7 +8,14 @@ public sealed partial class CliProcess : IAsyncDisposable
 {
     private readonly System.Text.StringBuilder _output = new();
 
-    private CliProcess(Process process) => Process = process;
+    // Job records of this process's server: its own folder, not the user's (--data-dir).
+    private readonly string _dataDirectory;
+
+    private CliProcess(Process process, string dataDirectory)
+    {
+        Process = process;
+        _dataDirectory = dataDirectory;
+    }
 
     public Process Process { get; }
 
@@ -34,15 +41,13 @@ public sealed partial class CliProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "RayClient.Cli.dll"));
-        info.ArgumentList.Add("start");
-        info.ArgumentList.Add("--port");
-        info.ArgumentList.Add("0");
-        foreach (var argument in extraArguments)
+        var dataDirectory = Path.Combine(Path.GetTempPath(), "rayclient-test-data-" + Guid.NewGuid().ToString("N"));
+        foreach (var argument in (string[])["start", "--port", "0", "--dashboard-port", "0", "--data-dir", dataDirectory, .. extraArguments])
         {
             info.ArgumentList.Add(argument);
         }
 
-        var cli = new CliProcess(Process.Start(info)!);
+        var cli = new CliProcess(Process.Start(info)!, dataDirectory);
         var listening = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         cli.Process.OutputDataReceived += (_, e) =>
         {
@@ -116,6 +121,10 @@ public sealed partial class CliProcess : IAsyncDisposable
         }
 
         Process.Dispose();
+        if (Directory.Exists(_dataDirectory))
+        {
+            Directory.Delete(_dataDirectory, recursive: true);
+        }
     }
 
     /// <summary>Resident memory of the process (VmRSS in /proc), in bytes.</summary>
