@@ -60,4 +60,18 @@ public sealed class PackageTests(PackedFeed feed)
         // Restored from the temp feed into the isolated cache, not from anywhere in the repo.
         Assert.True(File.Exists(Path.Combine(feed.PackageCache, "rayclient", feed.Version, $"rayclient.{feed.Version}.nupkg")));
     }
+
+    [Fact]
+    public async Task FileBasedApp_FromFeed_RunsWithDotnetRun()
+    {
+        var folder = feed.CopySample("samples/file-based");
+        var app = File.ReadAllText(Path.Combine(folder, "app.cs"));
+        Assert.Contains($"#:package RayClient@{feed.Version}", app);
+
+        var run = await ProcessRunner.DotnetAsync(["run", "app.cs"], folder, feed.Environment, s_runTimeout);
+
+        Assert.True(run.ExitCode == 0, run.Describe("dotnet run app.cs"));
+        Assert.Contains("squares: [1, 4, 9, 16, 25, 36, 49, 64]", run.StandardOutput);
+        Assert.Contains("sum: 204", run.StandardOutput);
+    }
 }
