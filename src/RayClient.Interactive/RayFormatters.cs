@@ -15,7 +15,6 @@ internal static class RayFormatters
     private const int PreviewLength = 120;
     // Displaying a ref never blocks the cell for long: past these it says "pending".
     private static readonly TimeSpan s_probeTimeout = TimeSpan.FromSeconds(2);
-    private static readonly MethodInfo s_as = typeof(ObjectRef<object>).GetMethod(nameof(ObjectRef<object>.As))!.GetGenericMethodDefinition();
     private static int s_registered;
 
     public static void Register()
@@ -74,7 +73,8 @@ internal static class RayFormatters
             }
 
             var id = idTask.Result;
-            var untyped = (ObjectRef<object?>)s_as.MakeGenericMethod(typeof(object)).Invoke(reference, null)!;
+            // A ref of its own, read untyped, so any ObjectRef<T> previews the same way.
+            var untyped = (ObjectRef<object?>)reference.GetType().GetMethod(nameof(ObjectRef<object>.As))!.MakeGenericMethod(typeof(object)).Invoke(reference, null)!;
             try
             {
                 var wait = Task.Run(() => reference.Session.WaitAsync([untyped], 1, TimeSpan.Zero));
@@ -100,6 +100,12 @@ internal static class RayFormatters
         {
             var error = Unwrap(ex);
             return new RefSnapshot(reference.IsIdKnown ? reference.Hex : null, RefStatus.Failed, null, error);
+        }
+#pragma warning disable CA1031 // a display must never fail the cell: anything else shows as the ref's state
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            return new RefSnapshot(reference.IsIdKnown ? reference.Hex : null, RefStatus.Failed, null, Unwrap(ex));
         }
     }
 

@@ -67,6 +67,7 @@ public static class RayKernelExtension
             {
                 using var cell = notebook.EnterCell(context);
                 await next(command, context).ConfigureAwait(false);
+                await notebook.SettleOutputAsync().ConfigureAwait(false);
             }
             else
             {

@@ -20,6 +20,7 @@ public sealed class RayNotebook : IAsyncDisposable
     private EmbeddedServerProcess? _server;
     private IDisposable? _stateSubscription;
     private DisplayedValue? _stateDisplay;
+    private long _lastOutput;
 
     internal RayNotebook(Kernel kernel) => _kernel = kernel;
 
@@ -55,6 +56,34 @@ public sealed class RayNotebook : IAsyncDisposable
 
         return new CellScope(this, context, previous);
     }
+
+    /// <summary>
+    /// Before a cell ends: worker output travels on its own stream and can trail the result that
+    /// ended the cell's wait by a few milliseconds, so wait until output has been quiet for a
+    /// moment (bounded), and it lands in the cell that started the work.
+    /// </summary>
+    internal async Task SettleOutputAsync()
+    {
+        if (Session is not { ConnectionState.Status: RayConnectionStatus.Connected or RayConnectionStatus.Reconnected })
+        {
+            return;
+        }
+
+        var time = TimeProvider.System;
+        var start = time.GetTimestamp();
+        while (time.GetElapsedTime(start) < s_settleMax)
+        {
+            await Task.Delay(s_settleQuiet / 3, time).ConfigureAwait(false);
+            var last = Volatile.Read(ref _lastOutput);
+            if (time.GetElapsedTime(start) >= s_settleQuiet && (last == 0 || time.GetElapsedTime(last) >= s_settleQuiet))
+            {
+                return;
+            }
+        }
+    }
+
+    private static readonly TimeSpan s_settleQuiet = TimeSpan.FromMilliseconds(150);
+    private static readonly TimeSpan s_settleMax = TimeSpan.FromSeconds(1);
 
     internal async Task ConnectAsync(string? address, KernelInvocationContext context)
     {
@@ -140,6 +169,7 @@ public sealed class RayNotebook : IAsyncDisposable
         var text = line.Message.EndsWith('\n') ? line.Message : line.Message + "\n";
         var error = line.Level == -2 || line.Level >= 30;
         var cell = Volatile.Read(ref _cell);
+        Volatile.Write(ref _lastOutput, TimeProvider.System.GetTimestamp());
         if (cell is { IsComplete: false })
         {
             try

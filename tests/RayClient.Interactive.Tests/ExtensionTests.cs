@@ -27,4 +27,31 @@ public sealed class ExtensionTests(PackedFeed feed)
         var disconnect = await kernel.RunOkAsync("#!ray disconnect");
         Assert.True(disconnect.PlainText.Contains("Disconnected.", StringComparison.Ordinal), disconnect.Describe());
     }
+
+    [Fact]
+    public async Task InterruptedCell_CancelsItsWait_SessionGoesOn_AndAPendingRefDisplaysWithoutBlocking()
+    {
+        using var kernel = new NotebookKernel();
+        await kernel.RunOkAsync($"#i \"nuget: {feed.Feed}\"");
+        await kernel.RunOkAsync($"#r \"nuget: RayClient.Interactive, {feed.Version}\"");
+        await kernel.RunOkAsync("#!ray connect");
+
+        // Displayed without await while it runs: "pending", at once, no exception.
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var pending = await kernel.RunOkAsync("var slow = ray.Call(PyFunction.Of<object?>(\"time\", \"sleep\"), 60);\nslow");
+        Assert.True(pending.PlainText.Contains("pending", StringComparison.Ordinal), pending.Describe());
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(20), $"displaying a pending ref took {started.Elapsed}");
+
+        var waiting = kernel.RunAsync("await ray.GetAllAsync(new[] { slow })");
+        await kernel.WaitForOutputAsync("0 / 1 ready", TimeSpan.FromSeconds(60)); // the cell is waiting
+        var interrupt = System.Diagnostics.Stopwatch.StartNew();
+        await kernel.Kernel.SendAsync(new Microsoft.DotNet.Interactive.Commands.Cancel());
+        var cancelled = await waiting.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.NotNull(cancelled.Failure); // the cell ended, long before the 60 s task
+        Assert.True(interrupt.Elapsed < TimeSpan.FromSeconds(20), $"the interrupt took {interrupt.Elapsed}");
+
+        var after = await kernel.RunOkAsync("$\"{await ray.Call(PyFunction.Of<long>(\"math\", \"factorial\"), 5)} {ray.ConnectionState.Status}\"");
+        Assert.True(after.PlainText.Contains("120 Connected", StringComparison.Ordinal), after.Describe());
+        await kernel.RunOkAsync("#!ray disconnect");
+    }
 }

@@ -54,6 +54,7 @@ public sealed class NotebookKernel : IDisposable
         var added = new System.Collections.Concurrent.ConcurrentQueue<PackageAdded>();
         _kernel.KernelEvents.Subscribe(new Observer(e =>
         {
+            _events.Enqueue(e);
             if (e is PackageAdded package)
             {
                 added.Enqueue(package);
@@ -91,6 +92,18 @@ public sealed class NotebookKernel : IDisposable
         Assert.True(cell.Failure is null, cell.Describe());
         return cell;
     }
+
+    /// <summary>Waits until some cell displays a value whose text contains <paramref name="text"/>.</summary>
+    public async Task WaitForOutputAsync(string text, TimeSpan timeout)
+    {
+        using var deadline = new CancellationTokenSource(timeout);
+        while (!_events.Any(e => e is DisplayEvent d && d.FormattedValues.Any(v => v.Value.Contains(text, StringComparison.Ordinal))))
+        {
+            await Task.Delay(20, deadline.Token); // bounded poll over the kernel's event log
+        }
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentQueue<KernelEvent> _events = new();
 
     public void Dispose() => _kernel.Dispose();
 

@@ -29,6 +29,9 @@ public sealed partial class PackedFeed : IAsyncLifetime
 
     public TimeSpan PackTime { get; private set; }
 
+    /// <summary>The user's package cache (where tools the tests install live), before the override.</summary>
+    public string UserPackageCache { get; private set; } = "";
+
     /// <summary>Environment for child processes: the isolated package cache.</summary>
     public IReadOnlyDictionary<string, string?> Environment => new Dictionary<string, string?>
     {
@@ -42,6 +45,10 @@ public sealed partial class PackedFeed : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Root = Directory.CreateTempSubdirectory("rayclient-feed-").FullName;
+        UserPackageCache = System.Environment.GetEnvironmentVariable("NUGET_PACKAGES")
+            ?? Path.Combine(System.Environment.GetFolderPath(System.Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        // In-process kernels restore with this process's environment: the same isolated cache.
+        System.Environment.SetEnvironmentVariable("NUGET_PACKAGES", PackageCache);
         Directory.CreateDirectory(Feed);
         Directory.CreateDirectory(PackageCache);
         // A user's nuget.config: the local feed next to the normal source (inherited from the
