@@ -11,6 +11,7 @@ namespace RayClient.FunctionalTests;
 /// The README's C# samples compile and run as written: every ```csharp block of README.md, in order,
 /// is one program (as a .NET file-based app: implicit usings, nullable on), compiled with Roslyn and run
 /// in its own process with <c>samples/</c> as working directory and RAY_ADDRESS naming an embedded server.
+/// Notebook cells (<c>#r</c>, <c>#!ray</c>: not a C# program) are fenced <c>```c#</c> instead, and are run by the notebook tests.
 /// </summary>
 public sealed partial class ReadmeSampleTests
 {
