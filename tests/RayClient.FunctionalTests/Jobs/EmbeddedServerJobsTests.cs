@@ -103,6 +103,7 @@ public sealed partial class EmbeddedServerJobsTests(EmbeddedJobsFixture fixture)
 
         // logs --follow streams until the job ends: here, until the stop below.
         var follow = RunCliAsync("job", "logs", "--follow", id);
+        Assert.False(follow.IsCompleted, "logs --follow returned while the job runs");
         var stop = await RunCliAsync("job", "stop", id);
         Assert.True(stop.Exit == 0, stop.Error);
         Assert.Contains($"Attempting to stop job '{id}'", stop.Output);
