@@ -9,31 +9,8 @@ namespace RayClient.FunctionalTests;
 /// <summary>Python drivers as jobs: the embedded server's `ray` module, connected back to the engine.</summary>
 public sealed class JobsDriverTests(JobsServerFixture fixture) : IClassFixture<JobsServerFixture>
 {
-    /// <summary>The seed's example job (Ray's Fibonacci job example), unchanged.</summary>
-    public const string SeedScript = """
-        import ray
-
-        ray.init()
-
-        print(f"Nodes in the Ray cluster: {len(ray.nodes())}")
-        print(f"Cluster resources: {ray.cluster_resources()}")
-
-
-        @ray.remote
-        def generate_fibonacci(sequence_size):
-            fibonacci = []
-            for i in range(0, sequence_size):
-                if i < 2:
-                    fibonacci.append(i)
-                    continue
-                fibonacci.append(fibonacci[i - 1] + fibonacci[i - 2])
-            return len(fibonacci)
-
-
-        sequence_size = 10
-        cpus = int(ray.cluster_resources()["CPU"])
-        print(ray.get([generate_fibonacci.remote(sequence_size) for _ in range(cpus)]))
-        """;
+    /// <summary>The seed's example job (Ray's Fibonacci job example), unchanged, as <c>samples/script.py</c> ships it.</summary>
+    public static readonly string SeedScript = File.ReadAllText(Path.Combine(ReadmeSampleTests.FindRepositoryRoot(), "samples", "script.py"));
 
     private JobsHttp Http => fixture.Http;
 
