@@ -12,8 +12,8 @@ public sealed class ServerFaults
     private readonly Lock _lock = new();
     private readonly HashSet<Action> _streams = [];
 
-    /// <summary>Drops matching responses after the request was executed (the client must replay).</summary>
-    public Func<DataResponse, bool>? DropResponse { get; set; }
+    /// <summary>Drops matching responses after the request was executed (the client must replay). Internal: its argument is a protocol type.</summary>
+    internal Func<DataResponse, bool>? DropResponse { get; set; }
 
     /// <summary>Aborts every open Datapath stream (the clients see a broken stream).</summary>
     public int CutAllStreams()
