@@ -54,6 +54,53 @@ public sealed class PublicSurfaceTests
         Assert.Empty(leaks);
     }
 
+    [Theory]
+    [MemberData(nameof(ShippedAssemblies))]
+    public void PublicApiShipped_ShippedAssembly_ListsEveryExportedTypeAndNoProtocolType(string assemblyName)
+    {
+        var assembly = Assembly.Load(assemblyName);
+        var file = Path.Combine(RepositoryRoot(), "src", assemblyName, "PublicAPI.Shipped.txt");
+        if (!File.Exists(file))
+        {
+            Assert.Fail($"{file} is missing: the public API of {assemblyName} is not tracked.");
+        }
+
+        var lines = File.ReadAllLines(file);
+
+        Assert.Equal("#nullable enable", lines[0]);
+        Assert.DoesNotContain(lines, line => line.Contains("Ray.Rpc", StringComparison.Ordinal));
+        var declared = lines.ToHashSet(StringComparer.Ordinal);
+        var missing = assembly.GetExportedTypes().Select(ApiName).Where(name => !declared.Contains(name)).ToList();
+        Assert.Empty(missing);
+    }
+
+    // The analyzer's name of a type: nested types with '.', generic parameters in angle brackets.
+    private static string ApiName(Type type)
+    {
+        var name = type.Name;
+        var tick = name.IndexOf('`', StringComparison.Ordinal);
+        if (tick >= 0)
+        {
+            var own = type.GetGenericArguments().Skip(type.DeclaringType?.GetGenericArguments().Length ?? 0).Select(a => a.Name);
+            name = $"{name[..tick]}<{string.Join(", ", own)}>";
+        }
+
+        return type.DeclaringType is { } outer ? $"{ApiName(outer)}.{name}" : $"{type.Namespace}.{name}";
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "RayClient.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"No repository root (RayClient.sln) above {AppContext.BaseDirectory}.");
+    }
+
     private static bool IsProtocolType(Type type) => type.Namespace?.StartsWith("Ray.Rpc", StringComparison.Ordinal) == true;
 
     private static bool Mentions(Type type)
