@@ -5,9 +5,9 @@ namespace RayClient.Server;
 /// <summary>
 /// Test hooks of the embedded server (Ray's test middleman, spec §11.1): cut every Datapath
 /// stream, drop responses after executing. Real faults, not mocks: cutting
-/// aborts the server's HTTP/2 streams.
+/// aborts the server's HTTP/2 streams. Internal: not part of the shipped package; tests and benchmarks reach it through InternalsVisibleTo.
 /// </summary>
-public sealed class ServerFaults
+internal sealed class ServerFaults
 {
     private readonly Lock _lock = new();
     private readonly HashSet<Action> _streams = [];

@@ -74,6 +74,15 @@ public sealed class PublicSurfaceTests
         Assert.Empty(missing);
     }
 
+    [Fact]
+    public void ExportedTypes_Server_HaveNoTestHooks()
+    {
+        var exported = typeof(LocalRayServer).Assembly.GetExportedTypes();
+
+        Assert.DoesNotContain(exported, t => t.Name is "ServerFaults" or "FaultProxy" || t.Namespace == "RayClient.Server.Testing");
+        Assert.Null(typeof(LocalRayServer).GetProperty("Faults"));
+    }
+
     // The analyzer's name of a type: nested types with '.', generic parameters in angle brackets.
     private static string ApiName(Type type)
     {
