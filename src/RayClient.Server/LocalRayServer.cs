@@ -66,8 +66,8 @@ public sealed class LocalRayServer : IAsyncDisposable
     /// <summary>Where job records and driver logs are kept.</summary>
     public string DataDirectory => _jobs.DataDirectory;
 
-    /// <summary>Fault-injection hooks for tests.</summary>
-    public ServerFaults Faults { get; }
+    /// <summary>Fault-injection hooks for tests (internal: not part of the package API).</summary>
+    internal ServerFaults Faults { get; }
 
     /// <summary>How many times a task body was started in a worker (a retried task counts twice).</summary>
     public long TaskExecutions => _state.Scheduler.Executions;

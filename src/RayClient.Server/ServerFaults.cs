@@ -5,15 +5,15 @@ namespace RayClient.Server;
 /// <summary>
 /// Test hooks of the embedded server (Ray's test middleman, spec §11.1): cut every Datapath
 /// stream, drop responses after executing. Real faults, not mocks: cutting
-/// aborts the server's HTTP/2 streams.
+/// aborts the server's HTTP/2 streams. Internal: not part of the shipped package; tests and benchmarks reach it through InternalsVisibleTo.
 /// </summary>
-public sealed class ServerFaults
+internal sealed class ServerFaults
 {
     private readonly Lock _lock = new();
     private readonly HashSet<Action> _streams = [];
 
-    /// <summary>Drops matching responses after the request was executed (the client must replay).</summary>
-    public Func<DataResponse, bool>? DropResponse { get; set; }
+    /// <summary>Drops matching responses after the request was executed (the client must replay). Internal: its argument is a protocol type.</summary>
+    internal Func<DataResponse, bool>? DropResponse { get; set; }
 
     /// <summary>Aborts every open Datapath stream (the clients see a broken stream).</summary>
     public int CutAllStreams()

@@ -7,9 +7,9 @@ namespace RayClient.Server.Testing;
 /// A TCP proxy on loopback between client and server that tests and benchmarks control: cut every
 /// connection, black-hole traffic (stop forwarding without closing), refuse new connections,
 /// re-point it at another server. Real sockets, real faults: the client's HTTP/2 connection breaks
-/// exactly as on a bad network.
+/// exactly as on a bad network. Internal: a test hook, reached by the test and benchmark projects only.
 /// </summary>
-public sealed class FaultProxy : IAsyncDisposable
+internal sealed class FaultProxy : IAsyncDisposable
 {
     private readonly TcpListener _listener;
     private IPEndPoint _target;

@@ -1,0 +1,143 @@
+using System.Reflection;
+using RayClient.Server;
+
+namespace RayClient.Tests;
+
+/// <summary>
+/// The shipped packages expose what users need and nothing else (issue 11 part 2): the generated
+/// <c>Ray.Rpc</c> protocol types are internal, and no public or protected member of a public type
+/// mentions one.
+/// </summary>
+public sealed class PublicSurfaceTests
+{
+    public static TheoryData<string> ShippedAssemblies => new()
+    {
+        typeof(RaySession).Assembly.GetName().Name!,
+        typeof(LocalRayServer).Assembly.GetName().Name!,
+    };
+
+    [Theory]
+    [MemberData(nameof(ShippedAssemblies))]
+    public void ExportedTypes_ShippedAssembly_HaveNoProtocolType(string assemblyName)
+    {
+        var assembly = Assembly.Load(assemblyName);
+
+        var protocolTypes = assembly.GetExportedTypes().Where(IsProtocolType).Select(t => t.FullName).ToList();
+
+        Assert.Empty(protocolTypes);
+    }
+
+    [Theory]
+    [MemberData(nameof(ShippedAssemblies))]
+    public void PublicMembers_ShippedAssembly_DoNotExposeProtocolTypes(string assemblyName)
+    {
+        var assembly = Assembly.Load(assemblyName);
+
+        var leaks = new List<string>();
+        foreach (var type in assembly.GetExportedTypes())
+        {
+            if (type.BaseType is { } baseType && Mentions(baseType))
+            {
+                leaks.Add($"{type.FullName} : {baseType}");
+            }
+
+            const BindingFlags flags = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.Static | BindingFlags.DeclaredOnly;
+            foreach (var member in type.GetMembers(flags))
+            {
+                if (IsVisible(member) && SignatureTypes(member).Any(Mentions))
+                {
+                    leaks.Add($"{type.FullName}.{member.Name}");
+                }
+            }
+        }
+
+        Assert.Empty(leaks);
+    }
+
+    [Theory]
+    [MemberData(nameof(ShippedAssemblies))]
+    public void PublicApiShipped_ShippedAssembly_ListsEveryExportedTypeAndNoProtocolType(string assemblyName)
+    {
+        var assembly = Assembly.Load(assemblyName);
+        var file = Path.Combine(RepositoryRoot(), "src", assemblyName, "PublicAPI.Shipped.txt");
+        if (!File.Exists(file))
+        {
+            Assert.Fail($"{file} is missing: the public API of {assemblyName} is not tracked.");
+        }
+
+        var lines = File.ReadAllLines(file);
+
+        Assert.Equal("#nullable enable", lines[0]);
+        Assert.DoesNotContain(lines, line => line.Contains("Ray.Rpc", StringComparison.Ordinal));
+        var declared = lines.ToHashSet(StringComparer.Ordinal);
+        var missing = assembly.GetExportedTypes().Select(ApiName).Where(name => !declared.Contains(name)).ToList();
+        Assert.Empty(missing);
+    }
+
+    [Fact]
+    public void ExportedTypes_Server_HaveNoTestHooks()
+    {
+        var exported = typeof(LocalRayServer).Assembly.GetExportedTypes();
+
+        Assert.DoesNotContain(exported, t => t.Name is "ServerFaults" or "FaultProxy" || t.Namespace == "RayClient.Server.Testing");
+        Assert.Null(typeof(LocalRayServer).GetProperty("Faults"));
+    }
+
+    // The analyzer's name of a type: nested types with '.', generic parameters in angle brackets.
+    private static string ApiName(Type type)
+    {
+        var name = type.Name;
+        var tick = name.IndexOf('`', StringComparison.Ordinal);
+        if (tick >= 0)
+        {
+            var own = type.GetGenericArguments().Skip(type.DeclaringType?.GetGenericArguments().Length ?? 0).Select(a => a.Name);
+            name = $"{name[..tick]}<{string.Join(", ", own)}>";
+        }
+
+        return type.DeclaringType is { } outer ? $"{ApiName(outer)}.{name}" : $"{type.Namespace}.{name}";
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "RayClient.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"No repository root (RayClient.sln) above {AppContext.BaseDirectory}.");
+    }
+
+    private static bool IsProtocolType(Type type) => type.Namespace?.StartsWith("Ray.Rpc", StringComparison.Ordinal) == true;
+
+    private static bool Mentions(Type type)
+    {
+        if (type.HasElementType)
+        {
+            return Mentions(type.GetElementType()!);
+        }
+
+        return IsProtocolType(type) || (type.IsGenericType && type.GetGenericArguments().Any(Mentions));
+    }
+
+    private static bool IsVisible(MemberInfo member) => member switch
+    {
+        MethodBase m => m.IsPublic || m.IsFamily || m.IsFamilyOrAssembly,
+        FieldInfo f => f.IsPublic || f.IsFamily || f.IsFamilyOrAssembly,
+        PropertyInfo p => p.GetAccessors(nonPublic: true).Any(a => a.IsPublic || a.IsFamily || a.IsFamilyOrAssembly),
+        EventInfo e => e.AddMethod is { } add && (add.IsPublic || add.IsFamily || add.IsFamilyOrAssembly),
+        _ => false,
+    };
+
+    private static IEnumerable<Type> SignatureTypes(MemberInfo member) => member switch
+    {
+        MethodInfo m => m.GetParameters().Select(p => p.ParameterType).Append(m.ReturnType),
+        ConstructorInfo c => c.GetParameters().Select(p => p.ParameterType),
+        FieldInfo f => [f.FieldType],
+        PropertyInfo p => p.GetIndexParameters().Select(i => i.ParameterType).Append(p.PropertyType),
+        EventInfo e => e.EventHandlerType is { } handler ? [handler] : [],
+        _ => [],
+    };
+}
