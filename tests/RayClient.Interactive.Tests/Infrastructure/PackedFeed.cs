@@ -64,7 +64,10 @@ public sealed partial class PackedFeed : IAsyncLifetime
 
         var started = Stopwatch.StartNew();
         var pack = await ProcessRunner.DotnetAsync(
-            ["pack", Path.Combine(RepoRoot, "tests", "RayClient.Interactive.Tests", "packages.slnf"), "-c", Configuration, "-o", Feed, "-p:ContinuousIntegrationBuild=true"],
+            // Built in an artifacts folder of its own (RAYCLIENT_ARTIFACTS, Directory.Build.props): restoring
+            // into the isolated package cache must not rewrite the repo's obj/ while other test
+            // projects build from it in parallel (it did: their compile then named files of this cache).
+            ["pack", Path.Combine(RepoRoot, "tests", "RayClient.Interactive.Tests", "packages.slnf"), "-c", Configuration, "-o", Feed, "-p:ContinuousIntegrationBuild=true", $"-p:RAYCLIENT_ARTIFACTS={Path.Combine(Root, "artifacts")}"],
             RepoRoot, environment: null, s_packTimeout);
         PackTime = started.Elapsed;
         if (pack.ExitCode != 0)
