@@ -37,7 +37,10 @@ internal static class RayErrors
                     $"Could not connect to {address}: the host name '{address.Host}' does not resolve.", isTransient: false, error),
                 _ => new RayConnectionException(
                     $"Could not connect to {address}: {socket.Message}." +
-                    (!usedTls && rpc?.Status.Detail.Contains("did not complete the HTTP/2 handshake", StringComparison.Ordinal) == true
+                    // A TLS server drops a cleartext client at its first bytes: the client sees the
+                    // handshake cut short, a reset or a broken pipe, depending on who writes first.
+                    (!usedTls && socket.SocketErrorCode is SocketError.ConnectionReset or SocketError.Shutdown or SocketError.ConnectionAborted or SocketError.OperationAborted
+                        || !usedTls && rpc?.Status.Detail.Contains("did not complete the HTTP/2 handshake", StringComparison.Ordinal) == true
                         ? " The server dropped the connection before HTTP/2 started: if it uses TLS, set RaySessionOptions.UseTls (or RAY_USE_TLS=1)."
                         : string.Empty),
                     isTransient: true,
