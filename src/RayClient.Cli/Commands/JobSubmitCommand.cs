@@ -109,7 +109,7 @@ internal static class JobSubmitCommand
                 throw new ArgumentException("Only one of --runtime-env and --runtime-env-json can be provided.");
             }
 
-            var node = SimpleYaml.Parse(await File.ReadAllTextAsync(yamlPath).ConfigureAwait(false));
+            var node = PyYaml.SafeLoad(await File.ReadAllTextAsync(yamlPath).ConfigureAwait(false));
             env = node switch
             {
                 null => [],
