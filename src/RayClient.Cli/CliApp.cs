@@ -26,7 +26,13 @@ internal static class CliApp
         return root;
     }
 
-    /// <summary>Runs the command line; a usage error or a failure is one <c>error:</c> line on stderr and exit code 1, never a stack trace.</summary>
+    /// <summary>
+    /// Exit code of a usage error (unknown command or option, missing argument, bad value), as Ray's
+    /// click-based <c>ray</c> CLI (click's <c>UsageError.exit_code</c>); failures while running exit with 1.
+    /// </summary>
+    public const int UsageErrorExitCode = 2;
+
+    /// <summary>Runs the command line; a usage error (exit code 2) or a failure (exit code 1) is one <c>error:</c> line on stderr, never a stack trace.</summary>
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
     {
         var parse = BuildRootCommand(output, error).Parse(args);
@@ -34,7 +40,7 @@ internal static class CliApp
         {
             // One line per usage error (the first), as for every other failure; --help shows the usage.
             await error.WriteLineAsync($"error: {parse.Errors[0].Message} (see '{ToolName} {string.Join(' ', args.TakeWhile(a => !a.StartsWith('-')))} --help')".Replace("  --help", " --help", StringComparison.Ordinal)).ConfigureAwait(false);
-            return 1;
+            return UsageErrorExitCode;
         }
 
         try

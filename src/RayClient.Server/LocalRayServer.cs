@@ -89,6 +89,9 @@ public sealed class LocalRayServer : IAsyncDisposable
 
     internal ServerState State => _state;
 
+    /// <summary>Token and TLS settings; the server owns the certificates in it.</summary>
+    internal ServerSecurity Security { get; private init; } = null!;
+
     /// <summary>Starts a server; with the default options it listens on a free loopback port.</summary>
     public static async Task<LocalRayServer> StartAsync(LocalRayServerOptions? options = null, CancellationToken cancellationToken = default)
     {
@@ -117,6 +120,7 @@ public sealed class LocalRayServer : IAsyncDisposable
         catch
         {
             workDirectory.Dispose();
+            security.Dispose();
             throw;
         }
 
@@ -185,6 +189,7 @@ public sealed class LocalRayServer : IAsyncDisposable
         {
             await state.DisposeAsync().ConfigureAwait(false);
             workDirectory.Dispose();
+            security.Dispose();
             throw;
         }
 
@@ -205,6 +210,7 @@ public sealed class LocalRayServer : IAsyncDisposable
                 ListenAddress = listenAddress,
                 UsesTls = security.Certificate is not null,
                 RequiresToken = security.RequiresToken,
+                Security = security,
             };
         }
         catch
@@ -216,6 +222,7 @@ public sealed class LocalRayServer : IAsyncDisposable
 
             await app.DisposeAsync().ConfigureAwait(false);
             await state.DisposeAsync().ConfigureAwait(false);
+            security.Dispose();
             throw;
         }
     }
@@ -246,6 +253,7 @@ public sealed class LocalRayServer : IAsyncDisposable
 
         await _app.DisposeAsync().ConfigureAwait(false);
         await _state.DisposeAsync().ConfigureAwait(false);
+        Security.Dispose(); // after Kestrel and the Jobs API, which serve with it
         _workDirectory.Dispose();
     }
 

@@ -18,7 +18,7 @@ namespace RayClient.Server;
 /// (<c>RAY_USE_TLS</c> with <c>RAY_TLS_SERVER_CERT</c>, <c>RAY_TLS_SERVER_KEY</c> and <c>RAY_TLS_CA_CERT</c>;
 /// a CA means client certificates are required; ray:python/ray/_private/tls_utils.py :: add_port_to_grpc_server).
 /// </summary>
-internal sealed class ServerSecurity
+internal sealed class ServerSecurity : IDisposable
 {
     private readonly byte[]? _expectedHeader;
 
@@ -62,6 +62,16 @@ internal sealed class ServerSecurity
 
         var (certificate, roots) = ResolveTls(options);
         return new ServerSecurity(token, certificate, roots);
+    }
+
+    /// <summary>Releases the certificates (and the server's private key); the server calls it once Kestrel has stopped.</summary>
+    public void Dispose()
+    {
+        Certificate?.Dispose();
+        foreach (var root in ClientRoots ?? [])
+        {
+            root.Dispose();
+        }
     }
 
     /// <summary>Configures TLS on a Kestrel endpoint when a certificate is set.</summary>

@@ -47,7 +47,6 @@ public sealed class CliTests
 
     [Theory]
     [InlineData("--port=99999", "not a TCP port")]
-    [InlineData("--port=abc", "--port")]
     [InlineData("--host=no-such-host.invalid", "does not resolve")]
     [InlineData("--python=/nonexistent/python3", "RAYCLIENT_PYTHON")]
     public async Task Start_BadInput_PrintsOneErrorLineAndExits1(string option, string advice)
@@ -56,6 +55,23 @@ public sealed class CliTests
 
         Assert.Equal(1, exit);
         AssertOneErrorLine(error, advice);
+    }
+
+    [Theory]
+    [InlineData(new[] { "start", "--port=abc" }, "--port")] // a value of the wrong type
+    [InlineData(new[] { "start", "--max-kv-value-size=12X" }, "is not a size")] // a value the option's parser refuses
+    [InlineData(new[] { "demo", "--no-such-option" }, "--no-such-option")] // an unknown option
+    [InlineData(new[] { "job", "status" }, "job status --help")] // a missing argument
+    [InlineData(new[] { "job", "logs", "--address" }, "--address")] // an option without its value
+    [InlineData(new[] { "no-such-command" }, "no-such-command")] // an unknown command
+    public async Task UsageError_PrintsOneErrorLineAndExits2LikeClick(string[] args, string advice)
+    {
+        // Ray's `ray` CLI is click: a usage error (UsageError, BadParameter, NoSuchOption, MissingParameter) exits with 2.
+        var (exit, output, error) = await RunAsync(args);
+
+        Assert.Equal(2, exit);
+        AssertOneErrorLine(error, advice);
+        Assert.Equal(string.Empty, output);
     }
 
     [Fact]
@@ -94,15 +110,19 @@ public sealed class CliTests
         Assert.DoesNotContain("testhost", output);
     }
 
-    [Fact]
-    public async Task Process_BadAddress_ExitsWith1AndNoStackTrace()
+    [Theory]
+    [InlineData(1, "ray://<head-node>:10001", "demo", "--address", "http://127.0.0.1:8265")] // a runtime error
+    [InlineData(2, "--bogus", "demo", "--bogus")] // a usage error
+    public async Task Process_BadInput_ExitCodeAsRayAndNoStackTrace(int expectedExit, string advice, params string[] args)
     {
         // The real executable: what a user sees in a terminal, including the host's own exception handling.
         var info = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         info.ArgumentList.Add(typeof(CliApp).Assembly.Location);
-        info.ArgumentList.Add("demo");
-        info.ArgumentList.Add("--address");
-        info.ArgumentList.Add("http://127.0.0.1:8265");
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
         using var process = Process.Start(info)!;
         var stderr = process.StandardError.ReadToEndAsync();
         var stdout = process.StandardOutput.ReadToEndAsync();
@@ -117,8 +137,8 @@ public sealed class CliTests
             throw;
         }
 
-        Assert.Equal(1, process.ExitCode);
-        AssertOneErrorLine(await stderr, "ray://<head-node>:10001");
+        Assert.Equal(expectedExit, process.ExitCode);
+        AssertOneErrorLine(await stderr, advice);
         Assert.Equal(string.Empty, await stdout);
     }
 

@@ -122,6 +122,22 @@ public sealed class SecurityTests : IClassFixture<SecurityTests.Certificates>
     }
 
     [Fact]
+    public async Task Dispose_TlsServer_DisposesItsCertificates()
+    {
+        var server = await StartMutualTlsServerAsync();
+        var certificate = server.Security.Certificate!;
+        var roots = server.Security.ClientRoots!.ToList();
+        Assert.True(certificate.HasPrivateKey);
+        Assert.NotEqual(IntPtr.Zero, certificate.Handle);
+
+        await server.DisposeAsync();
+
+        // A disposed X509Certificate2 has let go of its native handle (and of the private key).
+        Assert.Equal(IntPtr.Zero, certificate.Handle);
+        Assert.All(roots, root => Assert.Equal(IntPtr.Zero, root.Handle));
+    }
+
+    [Fact]
     public async Task Tls_ClientWithoutTheCa_FailsWithAuthenticationException()
     {
         await using var server = await LocalRayServer.StartAsync(new LocalRayServerOptions

@@ -109,7 +109,16 @@ internal static class JobSubmitCommand
                 throw new ArgumentException("Only one of --runtime-env and --runtime-env-json can be provided.");
             }
 
-            var node = SimpleYaml.Parse(await File.ReadAllTextAsync(yamlPath).ConfigureAwait(false));
+            JsonNode? node;
+            try
+            {
+                node = PyYaml.SafeLoad(await File.ReadAllTextAsync(yamlPath).ConfigureAwait(false));
+            }
+            catch (FormatException e)
+            {
+                throw new ArgumentException($"Failed to read the runtime env file '{yamlPath}': {e.Message}", e);
+            }
+
             env = node switch
             {
                 null => [],

@@ -83,7 +83,7 @@ public sealed class RuntimeEnvConda
 
         try
         {
-            var parsed = SimpleYaml.Parse(File.ReadAllText(EnvironmentFile));
+            var parsed = PyYaml.SafeLoad(File.ReadAllText(EnvironmentFile));
             if (parsed is not JsonObject environment)
             {
                 throw new RayRuntimeEnvException($"runtime_env['conda']: {EnvironmentFile} must hold a mapping, got {RuntimeEnvJson.PyType(parsed)}.");

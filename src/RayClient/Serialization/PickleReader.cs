@@ -4,8 +4,6 @@ using System.Collections;
 using System.Globalization;
 using System.Numerics;
 using System.Text;
-using Razorvine.Pickle;
-using Razorvine.Pickle.Objects;
 
 namespace RayClient.Serialization;
 
@@ -16,10 +14,10 @@ namespace RayClient.Serialization;
 /// Persistent ids go to an <see cref="IPickleStubResolver"/>.
 /// </summary>
 /// <remarks>
-/// Razorvine's <c>Unpickler</c> cannot be subclassed for this: only <c>persistentLoad</c> and
+/// Hand-written: a library unpickler such as Razorvine's cannot be subclassed for this: only <c>persistentLoad</c> and
 /// <c>nextBuffer</c> are virtual, unknown globals go through a static exact-name registry to a
 /// constructor that rejects arguments, <c>REDUCE</c> casts its callable to a constructor, and dicts
-/// are <c>Hashtable</c>s. Razorvine's <c>ArrayConstructor</c> is still used for <c>array.array</c>.
+/// are <c>Hashtable</c>s. <c>array.array</c> is read by <see cref="PyArrays"/>.
 /// One instance reads one pickle; create one per call (they are cheap).
 /// </remarks>
 internal sealed class PickleReader
@@ -30,7 +28,6 @@ internal sealed class PickleReader
     private static readonly object[] SmallInts = CreateSmallInts();
     private static readonly object BoxedTrue = true;
     private static readonly object BoxedFalse = false;
-    private static readonly ArrayConstructor ArrayConstructor = new();
     private static readonly Dictionary<(string Module, string Name), Evaluator> Evaluators = CreateEvaluators();
 
     private readonly IPickleStubResolver? _resolver;
@@ -913,7 +910,7 @@ internal sealed class PickleReader
                     return result;
                 }
             }
-            catch (Exception ex) when (ex is PickleException or ArgumentException or FormatException or OverflowException or InvalidCastException or IndexOutOfRangeException or NullReferenceException)
+            catch (Exception ex) when (ex is ArgumentException or FormatException or OverflowException or InvalidCastException or IndexOutOfRangeException or NullReferenceException)
             {
                 // Not the shape we know: keep the call as data.
             }
@@ -1144,36 +1141,20 @@ internal sealed class PickleReader
     private static bool NewArray(PyTuple args, out object? result)
     {
         // Protocol 0–2 form: array.array(typecode, [items]).
-        result = null;
-        if (args.Count != 2 || args[0] is not string { Length: 1 } typecode || args[1] is not List<object?> items)
-        {
-            return false;
-        }
-
-        result = ArrayConstructor.construct([Razorvine(typecode), new ArrayList(items)]);
-        return true;
+        result = args.Count == 2 && args[0] is string typecode && args[1] is List<object?> items
+            ? PyArrays.FromList(typecode, items)
+            : null;
+        return result is not null;
     }
 
     private static bool ReconstructArray(PyTuple args, out object? result)
     {
         // Protocol 3+ form: array._array_reconstructor(array.array, typecode, machine_format, bytes).
-        result = null;
-        if (args.Count != 4 || args[1] is not string { Length: 1 } typecode || args[2] is not int format || args[3] is not byte[] data)
-        {
-            return false;
-        }
-
-        result = ArrayConstructor.construct(Razorvine(typecode)[0], format, data);
-        return true;
+        result = args.Count == 4 && args[1] is string typecode && args[2] is int format && args[3] is byte[] data
+            ? PyArrays.FromMachineFormat(typecode, format, data)
+            : null;
+        return result is not null;
     }
-
-    /// <summary>Razorvine knows 'l'/'L' with 64-bit machine formats but not the equivalent 'q'/'Q'.</summary>
-    private static string Razorvine(string typecode) => typecode switch
-    {
-        "q" => "l",
-        "Q" => "L",
-        _ => typecode,
-    };
 
     private static bool AttachState(PyTuple args, out object? result)
     {

@@ -168,6 +168,21 @@ public sealed partial class JobCliTests : IAsyncLifetime
         Assert.Contains("yaml says hi\npayload from the working dir\n", result.Output);
     }
 
+    [Fact]
+    public async Task Submit_RuntimeEnvYamlRayCannotSend_OneErrorLineWithFileLineAndColumn()
+    {
+        // PyYAML (yaml.safe_load in Ray's parse_runtime_env_args) makes a date of this, which json.dumps refuses.
+        var yaml = Path.Combine(_workingDir, "dated.yaml");
+        await File.WriteAllTextAsync(yaml, "env_vars:\n  SINCE: 2024-01-02\n");
+
+        var result = await RunAsync("job", "submit", "--runtime-env", yaml, "--", "true");
+
+        Assert.Equal(1, result.Exit);
+        Assert.Single(result.Error.Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith($"error: Failed to read the runtime env file '{yaml}': line 2, column 10: '2024-01-02' is a YAML 1.1 timestamp", result.Error);
+        Assert.DoesNotContain(_server.Requests, r => r.Method == "POST");
+    }
+
     [Theory]
     [InlineData("ray://head:10001", "http://head:8265")]
     [InlineData("grpc://head", "http://<head-node>:8265")]
