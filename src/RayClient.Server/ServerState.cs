@@ -109,7 +109,7 @@ internal sealed partial class ServerState : IAsyncDisposable
         {
             var job = Interlocked.Increment(ref _jobCounter);
             var jobId = BitConverter.GetBytes((int)job);
-            return new ClientSession(id, jobId, Uploads) { GraceSeconds = (int)DefaultGrace.TotalSeconds };
+            return new ClientSession(id, jobId, Uploads, (int)DefaultGrace.TotalSeconds);
         });
     }
 
@@ -134,13 +134,11 @@ internal sealed partial class ServerState : IAsyncDisposable
     public async Task InitializeAsync(ClientSession session, ByteString jobConfig, int graceSeconds, CancellationToken cancellationToken)
     {
         // A client may ask for any grace period; the server keeps a dead session for at most its maximum.
-        session.GraceSeconds = (int)Math.Min(Math.Max(0, graceSeconds), Options.MaxReconnectGracePeriod.TotalSeconds);
+        session.SetGraceSeconds((int)Math.Min(Math.Max(0, graceSeconds), Options.MaxReconnectGracePeriod.TotalSeconds));
         var (rayNamespace, runtimeEnv) = JobConfigReader.Read(jobConfig.Memory);
-        session.Namespace = rayNamespace ?? $"anonymous-{Guid.NewGuid():N}";
-        session.RuntimeEnv = runtimeEnv ?? new Dictionary<string, object?>();
-        session.RuntimeEnvJson = ToJsonNode(session.RuntimeEnv)?.ToJsonString() ?? "null";
-        session.Environment = await ResolveEnvironmentAsync(session.RuntimeEnv, cancellationToken).ConfigureAwait(false);
-        session.Initialized = true;
+        var env = runtimeEnv ?? new Dictionary<string, object?>();
+        var environment = await ResolveEnvironmentAsync(env, cancellationToken).ConfigureAwait(false);
+        session.Initialize(rayNamespace ?? $"anonymous-{Guid.NewGuid():N}", env, ToJsonNode(env)?.ToJsonString() ?? "null", environment);
     }
 
     /// <summary>Turns a runtime env dict (URIs only) into a worker environment, unpacking packages once.</summary>
@@ -513,7 +511,7 @@ internal sealed partial class ServerState : IAsyncDisposable
         BeginStop();
         foreach (var session in _sessions.Values)
         {
-            session.PendingCleanup?.Cancel();
+            session.CancelPendingCleanup();
             session.Close(Store);
         }
 

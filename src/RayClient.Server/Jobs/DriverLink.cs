@@ -352,11 +352,7 @@ internal sealed partial class DriverLink : IAsyncDisposable
 
             var state = link._state;
             var session = state.GetOrCreateSession("driver-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)));
-            session.Namespace = $"anonymous-{Guid.NewGuid():N}";
-            session.RuntimeEnv = JobManager.ToPlain(registration.RuntimeEnv);
-            session.RuntimeEnvJson = registration.RuntimeEnv?.ToJsonString() ?? "{}";
-            session.Environment = registration.Environment;
-            session.Initialized = true;
+            session.Initialize($"anonymous-{Guid.NewGuid():N}", JobManager.ToPlain(registration.RuntimeEnv), registration.RuntimeEnv?.ToJsonString() ?? "{}", registration.Environment);
             _session = session;
             SubmissionId = registration.SubmissionId;
 

@@ -43,8 +43,13 @@ internal sealed class TaskSpec
 
     public int Attempts { get; set; }
 
+    private volatile bool _cancelled;
+
     /// <summary>Set by ray.cancel: the task must not run (again) and its results are TaskCancelledError.</summary>
-    public volatile bool Cancelled;
+    public bool Cancelled => _cancelled;
+
+    /// <summary>ray.cancel reached the task: from now on it must not run (again).</summary>
+    public void MarkCancelled() => _cancelled = true;
 
     /// <summary>The worker running the task now, if any.</summary>
     public WorkerProcess? RunningOn { get; set; }
@@ -550,7 +555,7 @@ internal sealed partial class LocalScheduler
             return; // finished already
         }
 
-        task.Cancelled = true;
+        task.MarkCancelled();
         if (task.RunningOn is { } worker)
         {
             if (force)

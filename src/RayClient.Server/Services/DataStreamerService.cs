@@ -66,9 +66,7 @@ internal sealed partial class DataStreamerService
             session = _state.GetOrCreateSession(clientId);
         }
 
-        session.PendingCleanup?.Cancel();
-        session.PendingCleanup = null;
-        var generation = Interlocked.Increment(ref session.StreamGeneration);
+        var generation = session.BeginStream();
         using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
         var handle = new StreamHandle(streamCts, context.GetHttpContext());
         var graceful = false;
@@ -86,11 +84,11 @@ internal sealed partial class DataStreamerService
         {
             LogStreamEnded(_logger, clientId, generation, graceful);
             // Whatever happened above, this stream no longer blocks the client's next one.
-            Interlocked.CompareExchange(ref session.ActiveStream, null, handle);
+            session.EndStream(handle);
             handle.End();
         }
 
-        if (generation == Volatile.Read(ref session.StreamGeneration))
+        if (session.IsNewestStream(generation))
         {
             ScheduleCleanup(session, graceful || session.GraceSeconds <= 0);
         }
@@ -111,7 +109,7 @@ internal sealed partial class DataStreamerService
         // The newest stream of a client wins: a reconnecting client may arrive while the server
         // still thinks the old connection is alive (a black hole). Stop the old handler and let it
         // finish, so chunk collectors and the cache see one stream at a time.
-        var previous = Interlocked.Exchange(ref session.ActiveStream, handle);
+        var previous = session.TakeOverStream(handle);
         if (previous is not null)
         {
             previous.Abort();
@@ -199,12 +197,12 @@ internal sealed partial class DataStreamerService
         }
 
         var cts = new CancellationTokenSource();
-        session.PendingCleanup = cts;
-        var generation = Volatile.Read(ref session.StreamGeneration);
+        session.AwaitReconnect(cts);
+        var generation = session.StreamGeneration;
         _ = Task.Delay(TimeSpan.FromSeconds(session.GraceSeconds), _state.Options.TimeProvider, cts.Token).ContinueWith(
             t =>
             {
-                if (!t.IsCanceled && generation == Volatile.Read(ref session.StreamGeneration))
+                if (!t.IsCanceled && session.IsNewestStream(generation))
                 {
                     LogGraceExpired(_logger, session.ClientId, session.GraceSeconds);
                     _state.CloseSession(session);
