@@ -39,7 +39,7 @@ internal sealed partial class ServerState : IAsyncDisposable
         _packages = new RayClient.Server.RuntimeEnv.PackageCache(Path.Combine(workDirectory, "packages"), options.MaxPackageUnpackedSize, options.MaxPackageFiles);
         PythonExecutable = python;
         _venvs = new RayClient.Server.RuntimeEnv.VirtualEnvCache(Path.Combine(workDirectory, "venvs"), python);
-        Pool = new WorkerPool(python, Path.Combine(workDirectory, "worker"), Math.Max(2, (int)Math.Ceiling(options.NumCpus) * 2), OnWorkerOutput, OnWorkerCallbackAsync);
+        Pool = new WorkerPool(python, Path.Combine(workDirectory, "worker"), Math.Max(2, (int)Math.Ceiling(options.NumCpus) * 2), logger, OnWorkerOutput, OnWorkerCallbackAsync);
         var resources = new Dictionary<string, double>(StringComparer.Ordinal)
         {
             ["CPU"] = options.NumCpus,

@@ -486,7 +486,7 @@ internal sealed partial class ActorManager
         ServerErrors.Pickle("ray.exceptions", "ActorDiedError",
             $"The actor {actor.ClassName} ({actor.Id.Hex}{(actor.Name is null ? string.Empty : $", name '{actor.Name}'")}) died: {why}.");
 
-    [LoggerMessage(EventId = 2200, EventName = "ActorRestart", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = ServerEventIds.ActorRestart, EventName = nameof(ServerEventIds.ActorRestart), Level = LogLevel.Warning,
         Message = "Restarting actor {ClassName} (restart {Restart}); its state is lost.")]
     private static partial void LogRestart(ILogger logger, string className, int restart);
 }

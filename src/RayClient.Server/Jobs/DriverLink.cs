@@ -533,6 +533,6 @@ internal sealed partial class DriverLink : IAsyncDisposable
         }
     }
 
-    [LoggerMessage(EventId = 2310, EventName = "DriverRequestFailed", Level = LogLevel.Error, Message = "A job driver's request of kind {Kind} failed inside the server.")]
+    [LoggerMessage(EventId = ServerEventIds.DriverRequestFailed, EventName = nameof(ServerEventIds.DriverRequestFailed), Level = LogLevel.Error, Message = "A job driver's request of kind {Kind} failed inside the server.")]
     private static partial void LogDriverRequestFailed(ILogger logger, byte kind, Exception exception);
 }

@@ -315,7 +315,7 @@ internal sealed partial class LocalScheduler
         try
         {
             var environment = await task.Environment.ConfigureAwait(false);
-            worker = await _pool.AcquireAsync(environment, CancellationToken.None).ConfigureAwait(false);
+            worker = await _pool.AcquireAsync(environment, task.Client.ClientId, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RayClient.Server.RuntimeEnv.RuntimeEnvSetupException or RayRuntimeEnvException)
         {
@@ -660,7 +660,7 @@ internal sealed partial class LocalScheduler
     private static string Describe(IReadOnlyDictionary<string, double> resources) =>
         string.Join(", ", resources.Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key}={kv.Value:0.###}")));
 
-    [LoggerMessage(EventId = 2001, EventName = "TaskRetry", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = ServerEventIds.TaskRetry, EventName = nameof(ServerEventIds.TaskRetry), Level = LogLevel.Warning,
         Message = "The worker running {Task} died (attempt {Attempt}: {Reason}); retrying.")]
     private static partial void LogRetry(ILogger logger, string task, int attempt, string reason);
 }

@@ -617,31 +617,31 @@ internal sealed partial class DataStreamerService
         }
     }
 
-    [LoggerMessage(EventId = 2104, EventName = "StreamOpened", Level = LogLevel.Debug,
+    [LoggerMessage(EventId = ServerEventIds.StreamOpened, EventName = nameof(ServerEventIds.StreamOpened), Level = LogLevel.Debug,
         Message = "Datapath stream {Generation} of client {ClientId} opened (reconnecting: {Reconnecting}).")]
     private static partial void LogStreamOpened(ILogger logger, string clientId, int generation, bool reconnecting);
 
-    [LoggerMessage(EventId = 2105, EventName = "StreamEnded", Level = LogLevel.Debug,
+    [LoggerMessage(EventId = ServerEventIds.StreamEnded, EventName = nameof(ServerEventIds.StreamEnded), Level = LogLevel.Debug,
         Message = "Datapath stream {Generation} of client {ClientId} ended (graceful: {Graceful}).")]
     private static partial void LogStreamEnded(ILogger logger, string clientId, int generation, bool graceful);
 
-    [LoggerMessage(EventId = 2106, EventName = "StreamFailed", Level = LogLevel.Debug,
+    [LoggerMessage(EventId = ServerEventIds.StreamFailed, EventName = nameof(ServerEventIds.StreamFailed), Level = LogLevel.Debug,
         Message = "Datapath stream {Generation} of client {ClientId} failed.")]
     private static partial void LogStreamFailed(ILogger logger, string clientId, int generation, Exception exception);
 
-    [LoggerMessage(EventId = 2100, EventName = "BadReconnectingMetadata", Level = LogLevel.Error,
+    [LoggerMessage(EventId = ServerEventIds.BadReconnectingMetadata, EventName = nameof(ServerEventIds.BadReconnectingMetadata), Level = LogLevel.Error,
         Message = "The 'reconnecting' metadata is '{Value}', not True/False; treating it as False.")]
     private static partial void LogBadReconnecting(ILogger logger, string value);
 
-    [LoggerMessage(EventId = 2101, EventName = "ProtocolError", Level = LogLevel.Error,
+    [LoggerMessage(EventId = ServerEventIds.ProtocolError, EventName = nameof(ServerEventIds.ProtocolError), Level = LogLevel.Error,
         Message = "Client {ClientId} broke the protocol: {Reason}")]
     private static partial void LogProtocolError(ILogger logger, string clientId, string reason);
 
-    [LoggerMessage(EventId = 2103, EventName = "OldStreamStuck", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = ServerEventIds.OldStreamStuck, EventName = nameof(ServerEventIds.OldStreamStuck), Level = LogLevel.Warning,
         Message = "The previous Datapath stream of client {ClientId} did not stop within 10 s; serving the new one anyway.")]
     private static partial void LogOldStreamStuck(ILogger logger, string clientId);
 
-    [LoggerMessage(EventId = 2102, EventName = "GraceExpired", Level = LogLevel.Information,
+    [LoggerMessage(EventId = ServerEventIds.GraceExpired, EventName = nameof(ServerEventIds.GraceExpired), Level = LogLevel.Information,
         Message = "Client {ClientId} did not reconnect within {Grace} s; its session was cleaned up.")]
     private static partial void LogGraceExpired(ILogger logger, string clientId, int grace);
 }

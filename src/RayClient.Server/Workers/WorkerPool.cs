@@ -1,4 +1,5 @@
 using System.Reflection;
+using Microsoft.Extensions.Logging;
 
 namespace RayClient.Server.Workers;
 
@@ -17,11 +18,13 @@ internal sealed class WorkerPool : IAsyncDisposable
     private readonly Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? _onCallback;
     private readonly int _maxIdle;
     private readonly string _script;
+    private readonly ILogger _logger;
     private bool _disposed;
 
-    public WorkerPool(string python, string workDirectory, int maxIdle, Action<WorkerProcess, string, int> onOutput, Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? onCallback = null)
+    public WorkerPool(string python, string workDirectory, int maxIdle, ILogger logger, Action<WorkerProcess, string, int> onOutput, Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? onCallback = null)
     {
         Python = python;
+        _logger = logger;
         _onCallback = onCallback;
         _maxIdle = Math.Max(1, maxIdle);
         _onOutput = onOutput;
@@ -82,7 +85,8 @@ internal sealed class WorkerPool : IAsyncDisposable
         }
     }
 
-    public async Task<WorkerProcess> AcquireAsync(WorkerEnvironment environment, CancellationToken cancellationToken)
+    /// <summary>An idle worker of <paramref name="environment"/>, or a new one (started for <paramref name="clientId"/>, as its log line says).</summary>
+    public async Task<WorkerProcess> AcquireAsync(WorkerEnvironment environment, string clientId, CancellationToken cancellationToken)
     {
         lock (_lock)
         {
@@ -101,7 +105,7 @@ internal sealed class WorkerPool : IAsyncDisposable
             }
         }
 
-        var worker = await WorkerProcess.StartAsync(environment.PythonExecutable ?? Python, _script, environment, _onOutput, cancellationToken, _onCallback).ConfigureAwait(false);
+        var worker = await WorkerProcess.StartAsync(environment.PythonExecutable ?? Python, _script, environment, _onOutput, _logger, clientId, cancellationToken, _onCallback).ConfigureAwait(false);
         lock (_lock)
         {
             if (_disposed)
@@ -120,7 +124,7 @@ internal sealed class WorkerPool : IAsyncDisposable
     /// <summary>A worker of its own for an actor: never pooled, gone when the actor is.</summary>
     public async Task<WorkerProcess> StartDedicatedAsync(WorkerEnvironment environment, string clientId, string name)
     {
-        var worker = await WorkerProcess.StartAsync(environment.PythonExecutable ?? Python, _script, environment, _onOutput, CancellationToken.None, _onCallback).ConfigureAwait(false);
+        var worker = await WorkerProcess.StartAsync(environment.PythonExecutable ?? Python, _script, environment, _onOutput, _logger, clientId, CancellationToken.None, _onCallback).ConfigureAwait(false);
         worker.CurrentClientId = clientId;
         worker.CurrentTaskName = name;
         lock (_lock)

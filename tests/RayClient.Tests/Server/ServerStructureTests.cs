@@ -36,6 +36,51 @@ public sealed class ServerStructureTests
         Assert.True(offenders.Count == 0, "Writable non-private instance fields (make them private and change them through a method of the owner): " + string.Join(", ", offenders));
     }
 
+    [Fact]
+    public void ServerEventIds_AreUnique()
+    {
+        var ids = EventIds();
+
+        Assert.NotEmpty(ids);
+        var duplicates = ids.GroupBy(kv => kv.Value).Where(g => g.Count() > 1).Select(g => $"{g.Key}: {string.Join(", ", g.Select(kv => kv.Key))}").ToList();
+        Assert.True(duplicates.Count == 0, "Event ids used twice: " + string.Join("; ", duplicates));
+    }
+
+    [Fact]
+    public void LoggerMessages_TakeTheirIdsFromServerEventIds()
+    {
+        var ids = EventIds();
+        var used = new Dictionary<int, string>();
+        var problems = new List<string>();
+        const BindingFlags All = BindingFlags.Static | BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly;
+        foreach (var method in typeof(LocalRayServer).Assembly.GetTypes().SelectMany(t => t.GetMethods(All)))
+        {
+            if (method.GetCustomAttribute<Microsoft.Extensions.Logging.LoggerMessageAttribute>() is not { } message)
+            {
+                continue;
+            }
+
+            var where = $"{method.DeclaringType!.Name}.{method.Name}";
+            if (message.EventName is not { } name || !ids.TryGetValue(name, out var id) || id != message.EventId)
+            {
+                problems.Add($"{where} logs event {message.EventId} '{message.EventName}', which is not a ServerEventIds constant of that name");
+            }
+
+            if (!used.TryAdd(message.EventId, where))
+            {
+                problems.Add($"{where} and {used[message.EventId]} both log event {message.EventId}");
+            }
+        }
+
+        Assert.True(used.Count > 0, "no [LoggerMessage] found: the reflection no longer sees them");
+        Assert.True(problems.Count == 0, string.Join(Environment.NewLine, problems));
+    }
+
+    private static Dictionary<string, int> EventIds() =>
+        typeof(ServerEventIds).GetFields(BindingFlags.Public | BindingFlags.Static)
+            .Where(f => f.IsLiteral)
+            .ToDictionary(f => f.Name, f => (int)f.GetRawConstantValue()!, StringComparer.Ordinal);
+
     /// <summary>Compiler-generated types (closures, state machines) and generated protobuf/gRPC code are not ours to shape.</summary>
     private static bool IsGenerated(Type type)
     {
