@@ -122,7 +122,7 @@ internal sealed partial class ServerState
         var environment = Task.FromResult(session.Environment);
         if (options.RuntimeEnv is { Count: > 0 } actorEnv)
         {
-            environment = ResolveEnvironmentAsync(RuntimeEnvMerge.Merge(session.RuntimeEnv, actorEnv), CancellationToken.None);
+            environment = Environments.ResolveAsync(RuntimeEnvMerge.Merge(session.RuntimeEnv, actorEnv), CancellationToken.None);
         }
 
         var rayNamespace = options.Namespace ?? session.Namespace;

@@ -3,6 +3,8 @@ using System.Text.Json.Nodes;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
 using RayClient.Serialization;
+using RayClient.Server.Logs;
+using RayClient.Server.RuntimeEnv;
 using RayClient.Server.Scheduling;
 using RayClient.Server.Storage;
 using RayClient.Server.Workers;
@@ -19,9 +21,6 @@ internal sealed partial class ServerState : IAsyncDisposable
     private readonly ConcurrentDictionary<string, ClientSession> _sessions = new(StringComparer.Ordinal);
     private readonly MemoryReclaimer _reclaimer;
     private readonly KvStore _kv;
-    private readonly RayClient.Server.RuntimeEnv.PackageCache _packages;
-    private readonly RayClient.Server.RuntimeEnv.VirtualEnvCache _venvs;
-    private readonly ConcurrentDictionary<string, ClientLog> _logs = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
     private long _jobCounter;
 
@@ -36,10 +35,10 @@ internal sealed partial class ServerState : IAsyncDisposable
         _kv = new KvStore(_reclaimer);
         Store = new ObjectStore(options.ResolveObjectStoreMemory(), _reclaimer);
         Uploads = new UploadBudget(options.MaxPendingUploadBytes, options.MaxPendingUploadBytesPerSession);
-        _packages = new RayClient.Server.RuntimeEnv.PackageCache(Path.Combine(workDirectory, "packages"), options.MaxPackageUnpackedSize, options.MaxPackageFiles);
         PythonExecutable = python;
-        _venvs = new RayClient.Server.RuntimeEnv.VirtualEnvCache(Path.Combine(workDirectory, "venvs"), python);
-        Pool = new WorkerPool(python, Path.Combine(workDirectory, "worker"), Math.Max(2, (int)Math.Ceiling(options.NumCpus) * 2), logger, OnWorkerOutput, OnWorkerCallbackAsync);
+        Environments = new EnvironmentResolver(_kv, workDirectory, python, options);
+        Logs = new ClientLogRouter(_sessions.ContainsKey);
+        Pool = new WorkerPool(python, Path.Combine(workDirectory, "worker"), Math.Max(2, (int)Math.Ceiling(options.NumCpus) * 2), logger, Logs.OnWorkerOutput, OnWorkerCallbackAsync);
         var resources = new Dictionary<string, double>(StringComparer.Ordinal)
         {
             ["CPU"] = options.NumCpus,
@@ -83,6 +82,12 @@ internal sealed partial class ServerState : IAsyncDisposable
 
     public KvStore Kv => _kv;
 
+    /// <summary>Runtime envs to worker environments.</summary>
+    public EnvironmentResolver Environments { get; }
+
+    /// <summary>Worker output to the right client's log streams.</summary>
+    public ClientLogRouter Logs { get; }
+
     /// <summary>Returns freed memory to the OS after large frees.</summary>
     public MemoryReclaimer Reclaimer => _reclaimer;
 
@@ -118,7 +123,7 @@ internal sealed partial class ServerState : IAsyncDisposable
     {
         session.Close(Store);
         _sessions.TryRemove(new KeyValuePair<string, ClientSession>(session.ClientId, session));
-        _logs.TryRemove(session.ClientId, out _);
+        Logs.Forget(session.ClientId);
         Pool.KillWorkersOf(session.ClientId);
         Actors.OnSessionClosed(session);
     }
@@ -137,183 +142,8 @@ internal sealed partial class ServerState : IAsyncDisposable
         session.SetGraceSeconds((int)Math.Min(Math.Max(0, graceSeconds), Options.MaxReconnectGracePeriod.TotalSeconds));
         var (rayNamespace, runtimeEnv) = JobConfigReader.Read(jobConfig.Memory);
         var env = runtimeEnv ?? new Dictionary<string, object?>();
-        var environment = await ResolveEnvironmentAsync(env, cancellationToken).ConfigureAwait(false);
-        session.Initialize(rayNamespace ?? $"anonymous-{Guid.NewGuid():N}", env, ToJsonNode(env)?.ToJsonString() ?? "null", environment);
-    }
-
-    /// <summary>Turns a runtime env dict (URIs only) into a worker environment, unpacking packages once.</summary>
-    public async Task<WorkerEnvironment> ResolveEnvironmentAsync(IReadOnlyDictionary<string, object?> runtimeEnv, CancellationToken cancellationToken)
-    {
-        if (runtimeEnv.Count == 0)
-        {
-            return WorkerEnvironment.Default;
-        }
-
-        string? workingDir = null;
-        if (runtimeEnv.TryGetValue("working_dir", out var wd) && wd is string uri)
-        {
-            workingDir = await _packages.GetWorkingDirAsync(uri, FetchPackageAsync, cancellationToken).ConfigureAwait(false);
-        }
-
-        var sysPath = new List<string>();
-        if (runtimeEnv.TryGetValue("py_modules", out var modules) && modules is System.Collections.IEnumerable list)
-        {
-            foreach (var module in list)
-            {
-                if (module is string moduleUri)
-                {
-                    sysPath.Add(await _packages.GetPyModuleSysPathAsync(moduleUri, FetchPackageAsync, cancellationToken).ConfigureAwait(false));
-                }
-            }
-        }
-
-        var envVars = new SortedDictionary<string, string>(StringComparer.Ordinal);
-        if (runtimeEnv.TryGetValue("env_vars", out var vars) && vars is System.Collections.IDictionary dict)
-        {
-            foreach (System.Collections.DictionaryEntry entry in dict)
-            {
-                envVars[Convert.ToString(entry.Key, System.Globalization.CultureInfo.InvariantCulture)!] =
-                    Convert.ToString(entry.Value, System.Globalization.CultureInfo.InvariantCulture) ?? string.Empty;
-            }
-        }
-
-        string? python = null;
-        if (runtimeEnv.TryGetValue("pip", out var pip) && PipSpec(pip) is { Packages.Count: > 0 } spec)
-        {
-            var timeout = TimeSpan.FromSeconds(600);
-            if (runtimeEnv.TryGetValue("config", out var config) && config is System.Collections.IDictionary cfg
-                && cfg.Contains("setup_timeout_seconds") && cfg["setup_timeout_seconds"] is int seconds and > 0)
-            {
-                timeout = TimeSpan.FromSeconds(seconds);
-            }
-
-            python = await _venvs.GetPythonAsync(spec.Packages, spec.Check, timeout).ConfigureAwait(false);
-        }
-
-        var key = new JsonObject
-        {
-            ["workingDir"] = workingDir,
-            ["sysPath"] = ToJsonNode(sysPath),
-            ["envVars"] = ToJsonNode(envVars),
-            ["python"] = python,
-        }.ToJsonString();
-        return new WorkerEnvironment(key, workingDir, sysPath, envVars, python);
-    }
-
-    /// <summary>Ray's pip field: a list of requirements, or {packages, pip_check, pip_version}.</summary>
-    private static (List<string> Packages, bool Check)? PipSpec(object? pip)
-    {
-        static List<string> Strings(object? value) =>
-            value is System.Collections.IEnumerable items and not string ? items.OfType<string>().ToList() : [];
-
-        return pip switch
-        {
-            System.Collections.IDictionary dict => (Strings(dict.Contains("packages") ? dict["packages"] : null), dict.Contains("pip_check") && dict["pip_check"] is true),
-            System.Collections.IEnumerable and not string => (Strings(pip), false),
-            _ => null,
-        };
-    }
-
-    /// <summary>Packages live in the KV store under their URI, default namespace (spec §8.6).</summary>
-    private Task<byte[]?> FetchPackageAsync(string uri, CancellationToken cancellationToken) =>
-        Task.FromResult(_kv.Get(System.Text.Encoding.UTF8.GetBytes(uri), null));
-
-    /// <summary>
-    /// A pickled Python value as JSON, built as a JsonNode so the server needs no reflection-based
-    /// serialization (file-based apps and trimmed apps turn it off).
-    /// </summary>
-    internal static JsonNode? ToJsonNode(object? value) => value switch
-    {
-        null => null,
-        string text => JsonValue.Create(text),
-        bool flag => JsonValue.Create(flag),
-        int number => JsonValue.Create(number),
-        long number => JsonValue.Create(number),
-        double number => JsonValue.Create(number),
-        System.Numerics.BigInteger big => JsonValue.Create((double)big),
-        byte[] bytes => JsonValue.Create(Convert.ToBase64String(bytes)),
-        System.Collections.IDictionary dict => new JsonObject(Entries(dict).Select(e =>
-            KeyValuePair.Create(Convert.ToString(e.Key, System.Globalization.CultureInfo.InvariantCulture)!, ToJsonNode(e.Value)))),
-        System.Collections.IEnumerable items => new JsonArray([.. items.Cast<object?>().Select(ToJsonNode)]),
-        _ => JsonValue.Create(Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture)),
-    };
-
-    /// <summary>A dictionary's entries (Cast&lt;DictionaryEntry&gt; fails on generic dictionaries, which enumerate KeyValuePairs).</summary>
-    internal static IEnumerable<System.Collections.DictionaryEntry> Entries(System.Collections.IDictionary dict)
-    {
-        var enumerator = dict.GetEnumerator();
-        while (enumerator.MoveNext())
-        {
-            yield return enumerator.Entry;
-        }
-    }
-
-    // ------------------------------------------------------------------------------------------
-    // Logs
-    // ------------------------------------------------------------------------------------------
-    /// <summary>
-    /// Delivers what a client's tasks print. Lines printed while no log stream is attached (before
-    /// it opens, during a reconnect) are kept, up to a bound, and delivered when one attaches; Ray
-    /// drops them (spec §12.10).
-    /// </summary>
-    public IDisposable SubscribeLogs(string clientId, Action<string, int> sink)
-    {
-        var log = _logs.GetOrAdd(clientId, _ => new ClientLog());
-        List<(string, int)> backlog;
-        lock (log)
-        {
-            log.Sinks.Add(sink);
-            backlog = [.. log.Backlog];
-            log.Backlog.Clear();
-        }
-
-        foreach (var (text, level) in backlog)
-        {
-            sink(text, level);
-        }
-
-        return new Unsubscriber(() =>
-        {
-            lock (log)
-            {
-                log.Sinks.Remove(sink);
-            }
-        });
-    }
-
-    /// <summary>A line a worker printed: <paramref name="level"/> is Ray's -1 (stdout) or -2 (stderr).</summary>
-    private void OnWorkerOutput(WorkerProcess worker, string line, int level)
-    {
-        // The line may arrive after the task's result: attribute it to the worker's last client.
-        var clientId = worker.LastClientId;
-        if (clientId is null || !_sessions.ContainsKey(clientId))
-        {
-            return;
-        }
-
-        var log = _logs.GetOrAdd(clientId, _ => new ClientLog());
-        var text = $"({worker.CurrentTaskName ?? "worker"} pid={worker.Pid}) {line}\n";
-        Action<string, int>[] sinks;
-        lock (log)
-        {
-            if (log.Sinks.Count == 0)
-            {
-                if (log.Backlog.Count >= 10_000)
-                {
-                    log.Backlog.Dequeue();
-                }
-
-                log.Backlog.Enqueue((text, level));
-                return;
-            }
-
-            sinks = [.. log.Sinks];
-        }
-
-        foreach (var sink in sinks)
-        {
-            sink(text, level);
-        }
+        var environment = await Environments.ResolveAsync(env, cancellationToken).ConfigureAwait(false);
+        session.Initialize(rayNamespace ?? $"anonymous-{Guid.NewGuid():N}", env, PythonValues.ToJsonNode(env)?.ToJsonString() ?? "null", environment);
     }
 
     /// <summary>
@@ -337,7 +167,7 @@ internal sealed partial class ServerState : IAsyncDisposable
         if (options.RuntimeEnv is { Count: > 0 } taskEnv)
         {
             runtimeEnv = RuntimeEnvMerge.Merge(baseEnv, taskEnv);
-            environment = ResolveEnvironmentAsync(runtimeEnv, CancellationToken.None);
+            environment = Environments.ResolveAsync(runtimeEnv, CancellationToken.None);
         }
 
         var returns = CreateReturns(session, options.NumReturns);
@@ -492,18 +322,6 @@ internal sealed partial class ServerState : IAsyncDisposable
         {
             // The worker went away; nobody waits for the answer.
         }
-    }
-
-    private sealed class ClientLog
-    {
-        public List<Action<string, int>> Sinks { get; } = [];
-
-        public Queue<(string Text, int Level)> Backlog { get; } = new();
-    }
-
-    private sealed class Unsubscriber(Action dispose) : IDisposable
-    {
-        public void Dispose() => dispose();
     }
 
     public async ValueTask DisposeAsync()

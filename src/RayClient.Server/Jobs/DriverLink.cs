@@ -358,7 +358,7 @@ internal sealed partial class DriverLink : IAsyncDisposable
 
             // What the job's tasks print goes to the driver's stdout (so into the job's log), as
             // Ray's log_to_driver does.
-            _logs = state.SubscribeLogs(session.ClientId, (text, level) => { _ = SendLogAsync(text); });
+            _logs = state.Logs.Subscribe(session.ClientId, (text, level) => { _ = SendLogAsync(text); });
             var jobId = Convert.ToHexStringLower(session.JobId);
             var pid = int.TryParse(Encoding.ASCII.GetString(blobs[1]), NumberStyles.Integer, CultureInfo.InvariantCulture, out var p) ? p : 0;
             registration.Manager.OnDriverConnected(registration.SubmissionId, jobId, pid);

@@ -263,7 +263,7 @@ internal sealed partial class JobManager : IAsyncDisposable
             WorkerEnvironment environment;
             try
             {
-                environment = await _state.ResolveEnvironmentAsync(ToPlain(record.RuntimeEnv), job.Stop.Token).ConfigureAwait(false);
+                environment = await _state.Environments.ResolveAsync(ToPlain(record.RuntimeEnv), job.Stop.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (job.Stop.IsCancellationRequested)
             {
