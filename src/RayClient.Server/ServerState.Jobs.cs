@@ -93,7 +93,7 @@ internal sealed partial class ServerState
         ["NodeManagerHostname"] = Environment.MachineName,
         ["NodeManagerPort"] = 0,
         ["NodeName"] = "127.0.0.1",
-        ["Resources"] = new JsonObject(Scheduler.Total.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
+        ["Resources"] = new JsonObject(Engine.Scheduler.Total.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
         ["Labels"] = new JsonObject(),
     }).ToJsonString();
 
@@ -101,54 +101,8 @@ internal sealed partial class ServerState
     public string ClusterInfoJson(string what, ClientSession session) => what switch
     {
         "nodes" => NodesJson(),
-        "cluster_resources" => new JsonObject(Scheduler.Total.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))).ToJsonString(),
-        "available_resources" => new JsonObject(Scheduler.AvailableSnapshot().Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))).ToJsonString(),
+        "cluster_resources" => new JsonObject(Engine.Scheduler.Total.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))).ToJsonString(),
+        "available_resources" => new JsonObject(Engine.Scheduler.AvailableSnapshot().Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))).ToJsonString(),
         _ => throw new TicketException(ServerErrors.ValueError($"Unknown cluster information '{what}'.")),
     };
-
-    /// <summary>
-    /// Creates an actor for <paramref name="session"/> (from the Datapath or a job driver): checks
-    /// that it can ever be placed, resolves its runtime env (merged onto the job's) and registers it.
-    /// </summary>
-    public Actors.ActorRecord CreateActor(ClientSession session, string className, ReadOnlyMemory<byte> classPickle, ReadOnlyMemory<byte> args, TaskOptionsReader options)
-    {
-        var demand = options.Resources(defaultCpus: 0); // Ray: actors hold no CPU while running unless asked
-        if (Scheduler.CheckFeasible(demand) is { } infeasible)
-        {
-            throw new TicketException(ServerErrors.ValueError($"Cannot create actor {className}: {infeasible}"));
-        }
-
-        var held = RefScanner.FindHeld(session, args, out var topLevel);
-        var environment = Task.FromResult(session.Environment);
-        if (options.RuntimeEnv is { Count: > 0 } actorEnv)
-        {
-            environment = Environments.ResolveAsync(RuntimeEnvMerge.Merge(session.RuntimeEnv, actorEnv), CancellationToken.None);
-        }
-
-        var rayNamespace = options.Namespace ?? session.Namespace;
-        var actor = Actors.Create(
-            id => new Actors.ActorRecord
-            {
-                Id = id,
-                ClassName = className,
-                ClassPickle = classPickle,
-                InitArgs = args,
-                InitDependencies = topLevel,
-                Held = held,
-                Owner = session,
-                Name = options.Name,
-                Namespace = rayNamespace,
-                Detached = options.Detached,
-                MaxRestarts = options.MaxRestarts,
-                MaxConcurrency = options.MaxConcurrency,
-                MaxTaskRetries = options.MaxTaskRetries,
-                Environment = environment,
-                Resources = demand,
-            },
-            options.Name,
-            rayNamespace,
-            options.GetIfExists);
-        RayClient.Server.Actors.ActorManager.Hold(actor, session);
-        return actor;
-    }
 }

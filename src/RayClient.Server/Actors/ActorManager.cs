@@ -141,13 +141,22 @@ internal sealed class ActorRecord
 /// <summary>Creates, names, runs, restarts and kills actors for the embedded server.</summary>
 internal sealed partial class ActorManager
 {
-    private readonly ServerState _state;
+    private readonly LocalScheduler _scheduler;
+    private readonly WorkerPool _pool;
+    private readonly ObjectStore _store;
+    private readonly ILogger _logger;
     private readonly ConcurrentDictionary<RayId, ActorRecord> _actors = new();
     private readonly ConcurrentDictionary<(string Namespace, string Name), ActorRecord> _named = new();
     private readonly Lock _nameLock = new();
     private long _counter;
 
-    public ActorManager(ServerState state) => _state = state;
+    public ActorManager(LocalScheduler scheduler, WorkerPool pool, ObjectStore store, ILogger logger)
+    {
+        _scheduler = scheduler;
+        _pool = pool;
+        _store = store;
+        _logger = logger;
+    }
 
     public bool TryGet(RayId id, out ActorRecord actor) => _actors.TryGetValue(id, out actor!);
 
@@ -260,7 +269,7 @@ internal sealed partial class ActorManager
     private async Task RunAsync(ActorRecord actor)
     {
         var processing = ProcessCallsAsync(actor);
-        await _state.Scheduler.ReserveAsync(actor.Resources).ConfigureAwait(false);
+        await _scheduler.ReserveAsync(actor.Resources).ConfigureAwait(false);
         while (true)
         {
             var created = await StartAsync(actor).ConfigureAwait(false);
@@ -277,11 +286,11 @@ internal sealed partial class ActorManager
                 break;
             }
 
-            LogRestart(_state.Logger, actor.ClassName, actor.Restarts);
+            LogRestart(_logger, actor.ClassName, actor.Restarts);
         }
 
         MarkDead(actor);
-        _state.Scheduler.Unreserve(actor.Resources);
+        _scheduler.Unreserve(actor.Resources);
         await processing.ConfigureAwait(false);
     }
 
@@ -305,7 +314,7 @@ internal sealed partial class ActorManager
                 await dependency.Ready.ConfigureAwait(false);
             }
 
-            worker = await _state.Pool.StartDedicatedAsync(environment, actor.Owner.ClientId, actor.ClassName).ConfigureAwait(false);
+            worker = await _pool.StartDedicatedAsync(environment, actor.Owner.ClientId, actor.ClassName).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
@@ -473,12 +482,12 @@ internal sealed partial class ActorManager
     {
         foreach (var held in call.Held)
         {
-            _state.Store.Release(held);
+            _store.Release(held);
         }
 
         foreach (var output in call.Returns)
         {
-            _state.Store.Release(output);
+            _store.Release(output);
         }
     }
 

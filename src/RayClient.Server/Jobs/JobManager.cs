@@ -227,13 +227,13 @@ internal sealed partial class JobManager : IAsyncDisposable
             // actor holds them. On one node, a demand larger than the node can never be met.
             if (demand.Count > 0)
             {
-                if (_state.Scheduler.CheckFeasible(demand) is { } infeasible)
+                if (_state.Engine.Scheduler.CheckFeasible(demand) is { } infeasible)
                 {
                     Finish(job, JobStatus.Failed, $"Job supervisor actor could not be scheduled: {infeasible.Replace("The task needs", "The job's entrypoint needs", StringComparison.Ordinal)}", JobErrorTypes.SupervisorUnschedulable);
                     return;
                 }
 
-                var grant = _state.Scheduler.ReserveAsync(demand);
+                var grant = _state.Engine.Scheduler.ReserveAsync(demand);
                 var timeout = _state.Options.JobStartTimeout;
                 try
                 {
@@ -243,7 +243,7 @@ internal sealed partial class JobManager : IAsyncDisposable
                 catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
                 {
                     // The reservation cannot be withdrawn: give it back when it is granted.
-                    _ = grant.ContinueWith(_ => _state.Scheduler.Unreserve(demand), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+                    _ = grant.ContinueWith(_ => _state.Engine.Scheduler.Unreserve(demand), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
                     if (ex is TimeoutException)
                     {
                         Finish(job, JobStatus.Failed,
@@ -289,7 +289,7 @@ internal sealed partial class JobManager : IAsyncDisposable
         {
             if (reserved)
             {
-                _state.Scheduler.Unreserve(demand);
+                _state.Engine.Scheduler.Unreserve(demand);
             }
 
             _state.CloseJobSessions(record.SubmissionId);

@@ -313,7 +313,7 @@ internal sealed partial class DataStreamerService
                 foreach (var id in request.Release.Ids)
                 {
                     var released = new RayId(id.ToByteArray());
-                    release.Ok.Add(session.Release(released, _state.Store) || _state.Actors.Release(session, released));
+                    release.Ok.Add(_state.Engine.Release(session, released));
                 }
 
                 response.Release = release;
@@ -326,7 +326,7 @@ internal sealed partial class DataStreamerService
                 response.Terminate = new TerminateResponse { Ok = true };
                 break;
             case DataRequest.TypeOneofCase.ListNamedActors:
-                response.ListNamedActors = new ClientListNamedActorsResponse { ActorsJson = _state.Actors.ListNamedJson(session.Namespace, request.ListNamedActors.AllNamespaces) };
+                response.ListNamedActors = new ClientListNamedActorsResponse { ActorsJson = _state.Engine.ListNamedActorsJson(session.Namespace, request.ListNamedActors.AllNamespaces) };
                 break;
             default:
                 throw new DatapathProtocolException($"Unsupported Datapath request type {request.TypeCase}.");
@@ -384,7 +384,7 @@ internal sealed partial class DataStreamerService
         if (accepted is not null)
         {
             // The ticket goes out first; dispatching to a worker happens off the stream's loop.
-            _state.Scheduler.Submit(accepted);
+            _state.Engine.Submit(accepted);
         }
     }
 
@@ -476,7 +476,7 @@ internal sealed partial class DataStreamerService
             throw new TicketException(ServerErrors.ValueError($"The function payload {Convert.ToHexStringLower(task.PayloadId.Span)} is not an object of client {session.ClientId}."));
         }
 
-        var spec = _state.PrepareTask(session, task.Name, function.Id.Hex, function.Data, args, TaskOptionsReader.Read(task.Options?.PickledOptions), parent: null);
+        var spec = _state.Engine.PrepareTask(session, task.Name, function.Id.Hex, function.Data, args, TaskOptionsReader.Read(task.Options?.PickledOptions), parent: null);
         accepted = spec;
         return TicketFor(spec.Returns);
     }
@@ -489,18 +489,10 @@ internal sealed partial class DataStreamerService
         switch (terminate.TerminateTypeCase)
         {
             case TerminateRequest.TerminateTypeOneofCase.Actor:
-                if (_state.Actors.TryGet(new RayId(terminate.Actor.Id.ToByteArray()), out var actor))
-                {
-                    _state.Actors.Kill(actor, terminate.Actor.NoRestart);
-                }
-
+                _state.Engine.KillActor(new RayId(terminate.Actor.Id.ToByteArray()), terminate.Actor.NoRestart);
                 break;
             case TerminateRequest.TerminateTypeOneofCase.TaskObject:
-                if (session.TryGetObject(new RayId(terminate.TaskObject.Id.ToByteArray()), out var output))
-                {
-                    _state.Scheduler.Cancel(output, terminate.TaskObject.Force, terminate.TaskObject.Recursive);
-                }
-
+                _state.Engine.Cancel(session, new RayId(terminate.TaskObject.Id.ToByteArray()), terminate.TaskObject.Force, terminate.TaskObject.Recursive);
                 break;
             default:
                 throw new DatapathProtocolException("A TerminateRequest must name an actor or a task object.");
@@ -513,18 +505,13 @@ internal sealed partial class DataStreamerService
             throw new TicketException(ServerErrors.ValueError($"The class payload {Convert.ToHexStringLower(task.PayloadId.Span)} is not an object of client {session.ClientId}."));
         }
 
-        var actor = _state.CreateActor(session, task.Name, cls.Data, args, TaskOptionsReader.Read(task.Options?.PickledOptions));
+        var actor = _state.Engine.CreateActor(session, task.Name, cls.Data, args, TaskOptionsReader.Read(task.Options?.PickledOptions));
         return new ClientTaskTicket { Valid = true, ReturnIds = { UnsafeByteOperations.UnsafeWrap(actor.Id.Bytes) } };
     }
 
     private ClientTaskTicket CallMethod(ClientSession session, ClientTask task, ReadOnlyMemory<byte> args)
     {
-        if (!_state.Actors.TryGet(new RayId(task.PayloadId.ToByteArray()), out var actor))
-        {
-            throw new TicketException(ServerErrors.ValueError($"Can't run an actor the server doesn't have a handle for ({Convert.ToHexStringLower(task.PayloadId.Span)})."));
-        }
-
-        var returns = _state.SubmitActorCall(session, actor, task.Name, args, TaskOptionsReader.Read(task.Options?.PickledOptions).NumReturns);
+        var returns = _state.Engine.CallActorMethod(session, new RayId(task.PayloadId.ToByteArray()), task.Name, args, TaskOptionsReader.Read(task.Options?.PickledOptions).NumReturns);
         return TicketFor(returns);
     }
 
@@ -543,9 +530,7 @@ internal sealed partial class DataStreamerService
     private ClientTaskTicket LookUpNamedActor(ClientSession session, ClientTask task)
     {
         var rayNamespace = string.IsNullOrEmpty(task.Namespace) ? session.Namespace : task.Namespace;
-        var actor = _state.Actors.FindNamed(task.Name, rayNamespace)
-            ?? throw new TicketException(ServerErrors.ValueError($"Failed to look up actor with name '{task.Name}'. This could because 1. You are trying to look up a named actor you didn't create. 2. The named actor died. 3. You did not use a namespace matching the namespace of the actor."));
-        Actors.ActorManager.Hold(actor, session);
+        var actor = _state.Engine.GetNamedActor(session, task.Name, rayNamespace);
         return new ClientTaskTicket { Valid = true, ReturnIds = { UnsafeByteOperations.UnsafeWrap(actor.Id.Bytes) } };
     }
 
