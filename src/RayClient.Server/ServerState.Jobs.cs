@@ -1,7 +1,7 @@
-using System.Reflection;
 using System.Text.Json.Nodes;
 using Google.Protobuf;
 using RayClient.Server.Jobs;
+using RayClient.Server.Python;
 using RayClient.Server.Scheduling;
 using RayClient.Server.Workers;
 
@@ -32,10 +32,8 @@ internal sealed partial class ServerState
                     var root = Path.Combine(WorkDirectory, "driver");
                     var package = Path.Combine(root, "ray");
                     Directory.CreateDirectory(package);
-                    using var source = Assembly.GetExecutingAssembly().GetManifestResourceStream("RayClient.Server.ray_driver.py")
-                        ?? throw new InvalidOperationException("The ray_driver.py resource is missing from RayClient.Server.");
-                    using var target = File.Create(Path.Combine(package, "__init__.py"));
-                    source.CopyTo(target);
+                    PythonResources.Write(PythonResources.Shared, Path.Combine(package, PythonResources.Shared));
+                    PythonResources.Write(PythonResources.Driver, Path.Combine(package, "__init__.py"));
                     _driverModuleDirectory = root;
                 }
 

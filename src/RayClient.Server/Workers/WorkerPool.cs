@@ -1,5 +1,5 @@
-using System.Reflection;
 using Microsoft.Extensions.Logging;
+using RayClient.Server.Python;
 
 namespace RayClient.Server.Workers;
 
@@ -204,17 +204,13 @@ internal sealed class WorkerPool : IAsyncDisposable
         return null;
     }
 
+    /// <summary>Writes the worker script, and the module it imports from its own directory.</summary>
     private static string ExtractScript(string workDirectory)
     {
-        using var resource = Assembly.GetExecutingAssembly().GetManifestResourceStream("RayClient.Server.ray_worker.py")
-            ?? throw new InvalidOperationException("The worker script is missing from RayClient.Server.");
         Directory.CreateDirectory(workDirectory);
-        var path = Path.Combine(workDirectory, "ray_worker.py");
-        using (var file = File.Create(path))
-        {
-            resource.CopyTo(file);
-        }
-
+        PythonResources.Write(PythonResources.Shared, Path.Combine(workDirectory, PythonResources.Shared));
+        var path = Path.Combine(workDirectory, PythonResources.Worker);
+        PythonResources.Write(PythonResources.Worker, path);
         return path;
     }
 
