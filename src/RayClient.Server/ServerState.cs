@@ -107,49 +107,6 @@ internal sealed partial class ServerState : IAsyncDisposable
     /// <summary>Begins a stop: refuses new sessions from now on and ends the streams that wait on <see cref="Stopping"/>.</summary>
     public void BeginStop() => _stopping.Cancel();
 
-    public int ClientCount => _sessions.Count(s => !s.Value.IsClosed);
-
-    public TimeSpan DefaultGrace => Options.ResolveDefaultGrace();
-
-    public bool TryGetSession(string clientId, out ClientSession session) => _sessions.TryGetValue(clientId, out session!) && !session.IsClosed;
-
-    public ClientSession GetOrCreateSession(string clientId)
-    {
-        return _sessions.GetOrAdd(clientId, id =>
-        {
-            var job = Interlocked.Increment(ref _jobCounter);
-            var jobId = BitConverter.GetBytes((int)job);
-            return new ClientSession(id, jobId, Uploads, (int)DefaultGrace.TotalSeconds);
-        });
-    }
-
-    /// <summary>Ends a client's job now: releases its objects and drops its queued work.</summary>
-    public void CloseSession(ClientSession session)
-    {
-        session.Close(Store);
-        _sessions.TryRemove(new KeyValuePair<string, ClientSession>(session.ClientId, session));
-        Logs.Forget(session.ClientId);
-        Engine.OnSessionClosed(session);
-    }
-
-    /// <summary>Sessions that are still open (tests inspect their held objects).</summary>
-    public IReadOnlyCollection<ClientSession> Sessions => _sessions.Values.Where(s => !s.IsClosed).ToList();
-
-    // ------------------------------------------------------------------------------------------
-    // Init: job config and runtime env
-    // ------------------------------------------------------------------------------------------
-
-    /// <summary>Applies the job config of an InitRequest (spec §7): namespace and runtime env.</summary>
-    public async Task InitializeAsync(ClientSession session, ByteString jobConfig, int graceSeconds, CancellationToken cancellationToken)
-    {
-        // A client may ask for any grace period; the server keeps a dead session for at most its maximum.
-        session.SetGraceSeconds((int)Math.Min(Math.Max(0, graceSeconds), Options.MaxReconnectGracePeriod.TotalSeconds));
-        var (rayNamespace, runtimeEnv) = JobConfigReader.Read(jobConfig.Memory);
-        var env = runtimeEnv ?? new Dictionary<string, object?>();
-        var environment = await Environments.ResolveAsync(env, cancellationToken).ConfigureAwait(false);
-        session.Initialize(rayNamespace ?? $"anonymous-{Guid.NewGuid():N}", env, PythonValues.ToJsonNode(env)?.ToJsonString() ?? "null", environment);
-    }
-
     public async ValueTask DisposeAsync()
     {
         BeginStop();

@@ -88,10 +88,7 @@ internal sealed partial class DataStreamerService
             handle.End();
         }
 
-        if (session.IsNewestStream(generation))
-        {
-            ScheduleCleanup(session, graceful || session.GraceSeconds <= 0);
-        }
+        _state.OnStreamEnded(session, generation, graceful);
     }
 
     /// <summary>
@@ -182,33 +179,6 @@ internal sealed partial class DataStreamerService
         }
 
         return graceful;
-    }
-
-    /// <summary>
-    /// After a stream ends: a graceful disconnect cleans up at once; otherwise the session waits
-    /// the grace period for a reconnect on a timer (not inside the handler, unlike Ray, spec §12.8).
-    /// </summary>
-    private void ScheduleCleanup(ClientSession session, bool now)
-    {
-        if (now)
-        {
-            _state.CloseSession(session);
-            return;
-        }
-
-        var cts = new CancellationTokenSource();
-        session.AwaitReconnect(cts);
-        var generation = session.StreamGeneration;
-        _ = Task.Delay(TimeSpan.FromSeconds(session.GraceSeconds), _state.Options.TimeProvider, cts.Token).ContinueWith(
-            t =>
-            {
-                if (!t.IsCanceled && session.IsNewestStream(generation))
-                {
-                    LogGraceExpired(_logger, session.ClientId, session.GraceSeconds);
-                    _state.CloseSession(session);
-                }
-            },
-            TaskScheduler.Default);
     }
 
     private async Task WriteLoopAsync(ChannelReader<DataResponse> reader, IServerStreamWriter<DataResponse> stream, CancellationToken cancellationToken)
@@ -409,38 +379,11 @@ internal sealed partial class DataStreamerService
 
     private DataResponse ExecutePut(ClientSession session, DataRequest request, AssembledPayload payload)
     {
-        List<StoredObject> contained;
-        try
-        {
-            contained = RefScanner.FindHeld(session, payload.Data, out _);
-        }
-        catch (TicketException ex)
-        {
-            // Ray: PutResponse(valid=False, error=<pickled exception>); the stream goes on.
-            if (payload.Pooled is { } pooled)
-            {
-                ArrayPool<byte>.Shared.Return(pooled);
-            }
-
-            return new DataResponse { ReqId = request.ReqId, Put = new PutResponse { Valid = false, Error = ByteString.CopyFrom(ex.ErrorPickle) } };
-        }
-
-        if (!_state.Store.TryReserve(payload.Data.Length))
-        {
-            // Ray's ray.put raises ObjectStoreFullError; what the store holds already stays.
-            if (payload.Pooled is not null)
-            {
-                ArrayPool<byte>.Shared.Return(payload.Pooled);
-            }
-
-            var full = _state.Store.FullError(new RayId(new byte[28]), payload.Data.Length);
-            return new DataResponse { ReqId = request.ReqId, Put = new PutResponse { Valid = false, Error = ByteString.CopyFrom(full) } };
-        }
-
-        var entry = _state.Store.Create();
-        session.Hold(entry);
-        entry.TrySet(payload.Data, isError: false, payload.Pooled, contained, reserved: true);
-        return new DataResponse { ReqId = request.ReqId, Put = new PutResponse { Id = UnsafeByteOperations.UnsafeWrap(entry.Id.Bytes), Valid = true } };
+        // Ray: PutResponse(valid=False, error=<pickled exception>); the stream goes on.
+        var entry = _state.Store.TryPut(session, payload.Data, payload.Pooled, out var error);
+        return entry is null
+            ? new DataResponse { ReqId = request.ReqId, Put = new PutResponse { Valid = false, Error = ByteString.CopyFrom(error) } }
+            : new DataResponse { ReqId = request.ReqId, Put = new PutResponse { Id = UnsafeByteOperations.UnsafeWrap(entry.Id.Bytes), Valid = true } };
     }
 
     private DataResponse ExecuteTask(ClientSession session, DataRequest request, AssembledPayload payload, out TaskSpec? accepted)
@@ -625,10 +568,6 @@ internal sealed partial class DataStreamerService
     [LoggerMessage(EventId = ServerEventIds.OldStreamStuck, EventName = nameof(ServerEventIds.OldStreamStuck), Level = LogLevel.Warning,
         Message = "The previous Datapath stream of client {ClientId} did not stop within 10 s; serving the new one anyway.")]
     private static partial void LogOldStreamStuck(ILogger logger, string clientId);
-
-    [LoggerMessage(EventId = ServerEventIds.GraceExpired, EventName = nameof(ServerEventIds.GraceExpired), Level = LogLevel.Information,
-        Message = "Client {ClientId} did not reconnect within {Grace} s; its session was cleaned up.")]
-    private static partial void LogGraceExpired(ILogger logger, string clientId, int grace);
 }
 
 /// <summary>
