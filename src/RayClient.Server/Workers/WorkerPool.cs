@@ -81,7 +81,7 @@ internal sealed class WorkerPool : IAsyncDisposable
     {
         lock (_lock)
         {
-            worker.CurrentClientId = clientId;
+            worker.AssignTo(clientId);
         }
     }
 
@@ -125,8 +125,7 @@ internal sealed class WorkerPool : IAsyncDisposable
     public async Task<WorkerProcess> StartDedicatedAsync(WorkerEnvironment environment, string clientId, string name)
     {
         var worker = await WorkerProcess.StartAsync(environment.PythonExecutable ?? Python, _script, environment, _onOutput, _logger, clientId, CancellationToken.None, _onCallback).ConfigureAwait(false);
-        worker.CurrentClientId = clientId;
-        worker.CurrentTaskName = name;
+        worker.Dedicate(clientId, name);
         lock (_lock)
         {
             if (_disposed)
@@ -165,8 +164,7 @@ internal sealed class WorkerPool : IAsyncDisposable
             }
             else
             {
-                worker.CurrentClientId = null;
-                worker.CurrentTaskName = null;
+                worker.Unassign();
                 if (!_idle.TryGetValue(worker.Environment.Key, out var stack))
                 {
                     _idle[worker.Environment.Key] = stack = new Stack<WorkerProcess>();

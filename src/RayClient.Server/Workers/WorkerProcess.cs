@@ -128,29 +128,47 @@ internal sealed partial class WorkerProcess : IAsyncDisposable
     public Task Exited => _exited.Task;
 
     /// <summary>The client whose task runs now (null when idle).</summary>
-    public string? CurrentClientId
-    {
-        get => _currentClientId;
-        set
-        {
-            _currentClientId = value;
-            if (value is not null)
-            {
-                LastClientId = value;
-            }
-        }
-    }
+    public string? CurrentClientId { get; private set; }
 
     /// <summary>The client of the most recent task, for attributing output that arrives late.</summary>
     public string? LastClientId { get; private set; }
 
     /// <summary>The pooled task this worker runs now (null for actors and idle workers).</summary>
-    public Scheduling.TaskSpec? CurrentTask { get; set; }
-
-    private string? _currentClientId;
+    public Scheduling.TaskSpec? CurrentTask { get; private set; }
 
     /// <summary>Name of the task running now, for log prefixes.</summary>
-    public string? CurrentTaskName { get; set; }
+    public string? CurrentTaskName { get; private set; }
+
+    /// <summary>The worker runs work of <paramref name="clientId"/> from now on (the pool calls it under its lock).</summary>
+    public void AssignTo(string clientId)
+    {
+        CurrentClientId = clientId;
+        LastClientId = clientId;
+    }
+
+    /// <summary>The worker serves one actor of <paramref name="clientId"/> for its whole life.</summary>
+    public void Dedicate(string clientId, string actorName)
+    {
+        AssignTo(clientId);
+        CurrentTaskName = actorName;
+    }
+
+    /// <summary>The worker went back to the pool: no client's work runs on it.</summary>
+    public void Unassign()
+    {
+        CurrentClientId = null;
+        CurrentTaskName = null;
+    }
+
+    /// <summary>A pooled task starts on this worker.</summary>
+    public void BeginTask(Scheduling.TaskSpec task)
+    {
+        CurrentTaskName = task.Name;
+        CurrentTask = task;
+    }
+
+    /// <summary>The pooled task finished (its output may still arrive, attributed to <see cref="LastClientId"/>).</summary>
+    public void EndTask() => CurrentTask = null;
 
     public static async Task<WorkerProcess> StartAsync(
         string python,

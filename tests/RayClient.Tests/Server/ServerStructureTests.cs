@@ -36,6 +36,38 @@ public sealed class ServerStructureTests
         Assert.True(offenders.Count == 0, "Writable non-private instance fields (make them private and change them through a method of the owner): " + string.Join(", ", offenders));
     }
 
+    /// <summary>
+    /// The records of the engine (tasks, actor calls, actors, workers) and client sessions change
+    /// only through methods of theirs, called by their owner: no property setter other code could
+    /// call (init-only setters, which only object initializers use, are fine).
+    /// </summary>
+    [Fact]
+    public void RuntimeRecords_HaveNoSettersOutsideTheirType()
+    {
+        string[] owned = ["RayClient.Server.Scheduling", "RayClient.Server.Workers", "RayClient.Server.Actors", "RayClient.Server.Engine"];
+        var offenders = new List<string>();
+        foreach (var type in typeof(LocalRayServer).Assembly.GetTypes())
+        {
+            if (IsGenerated(type) || !(owned.Contains(type.Namespace) || type == typeof(ClientSession)))
+            {
+                continue;
+            }
+
+            foreach (var property in type.GetProperties(BindingFlags.Instance | BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly))
+            {
+                var setter = property.GetSetMethod(nonPublic: true);
+                if (setter is null || setter.IsPrivate || setter.ReturnParameter.GetRequiredCustomModifiers().Contains(typeof(IsExternalInit)))
+                {
+                    continue;
+                }
+
+                offenders.Add($"{type.FullName}.{property.Name}");
+            }
+        }
+
+        Assert.True(offenders.Count == 0, "Settable from outside their type (change them through a method of the owner): " + string.Join(", ", offenders));
+    }
+
     [Fact]
     public void ServerEventIds_AreUnique()
     {
