@@ -7,7 +7,7 @@ using RayClient.Server.Workers;
 
 namespace RayClient.Server;
 
-/// <summary>What jobs and their drivers need from the engine (the Datapath uses the same calls).</summary>
+/// <summary>What jobs and their drivers need besides the engine: the drivers' <c>ray</c> package, their link, cluster information.</summary>
 internal sealed partial class ServerState
 {
     private readonly Lock _driverGate = new();

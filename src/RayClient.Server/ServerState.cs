@@ -13,7 +13,11 @@ using RayClient.Session;
 
 namespace RayClient.Server;
 
-/// <summary>Everything the embedded server knows: objects, KV, client sessions, workers, scheduler.</summary>
+/// <summary>
+/// Wires the embedded server: storage (objects, KV, upload budget), environments, log routing and
+/// the <see cref="TaskEngine"/>, and keeps the client sessions (ServerState.Sessions.cs) and the
+/// job-driver link (ServerState.Jobs.cs). The protocol services translate messages into calls on these.
+/// </summary>
 internal sealed partial class ServerState : IAsyncDisposable
 {
     /// <summary>The Ray release whose client-server conventions this server follows (reported in ConnectionInfo).</summary>
