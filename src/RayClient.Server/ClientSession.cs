@@ -16,10 +16,15 @@ internal sealed class ClientSession
     private readonly Lock _lock = new();
     private readonly Dictionary<RayId, StoredObject> _objects = [];
 
-    public ClientSession(string clientId, byte[] jobId, UploadBudget? uploads = null)
+    private int _streamGeneration;
+    private StreamHandle? _activeStream;
+    private CancellationTokenSource? _pendingCleanup;
+
+    public ClientSession(string clientId, byte[] jobId, UploadBudget? uploads = null, int graceSeconds = 0)
     {
         ClientId = clientId;
         JobId = jobId;
+        GraceSeconds = graceSeconds;
         var account = (uploads ?? UploadBudget.Unlimited).OpenAccount();
         PutChunks = new ChunkCollector(Array.MaxLength, account);
         TaskChunks = new ChunkCollector(Array.MaxLength, account);
@@ -29,18 +34,18 @@ internal sealed class ClientSession
 
     public byte[] JobId { get; }
 
-    public bool Initialized { get; set; }
+    public bool Initialized { get; private set; }
 
-    public string Namespace { get; set; } = string.Empty;
+    public string Namespace { get; private set; } = string.Empty;
 
-    public string RuntimeEnvJson { get; set; } = "{}";
+    public string RuntimeEnvJson { get; private set; } = "{}";
 
-    public IReadOnlyDictionary<string, object?> RuntimeEnv { get; set; } = new Dictionary<string, object?>();
+    public IReadOnlyDictionary<string, object?> RuntimeEnv { get; private set; } = new Dictionary<string, object?>();
 
-    public WorkerEnvironment Environment { get; set; } = WorkerEnvironment.Default;
+    public WorkerEnvironment Environment { get; private set; } = WorkerEnvironment.Default;
 
     /// <summary>Seconds the session survives a broken stream; 0 = clean up at once, no response cache.</summary>
-    public int GraceSeconds { get; set; }
+    public int GraceSeconds { get; private set; }
 
     public bool IsClosed { get; private set; }
 
@@ -50,13 +55,57 @@ internal sealed class ClientSession
 
     public ChunkCollector TaskChunks { get; }
 
-    /// <summary>Incremented by every Datapath stream of this client; a stream only cleans up if it is the newest.</summary>
-    public int StreamGeneration;
+    /// <summary>How many Datapath streams this client opened; a stream only cleans up if it is the newest.</summary>
+    public int StreamGeneration => Volatile.Read(ref _streamGeneration);
 
-    public CancellationTokenSource? PendingCleanup { get; set; }
+    /// <summary>
+    /// Applies an Init (or a job driver's registration): the job's namespace, runtime env and the
+    /// worker environment resolved from it. <paramref name="graceSeconds"/> null keeps the current one.
+    /// </summary>
+    public void Initialize(string rayNamespace, IReadOnlyDictionary<string, object?> runtimeEnv, string runtimeEnvJson, WorkerEnvironment environment, int? graceSeconds = null)
+    {
+        if (graceSeconds is { } grace)
+        {
+            GraceSeconds = grace;
+        }
 
-    /// <summary>The Datapath stream currently serving this client.</summary>
-    public StreamHandle? ActiveStream;
+        Namespace = rayNamespace;
+        RuntimeEnv = runtimeEnv;
+        RuntimeEnvJson = runtimeEnvJson;
+        Environment = environment;
+        Initialized = true;
+    }
+
+    /// <summary>Sets the grace period before the Init that asked for it has finished (a reconnect may come meanwhile).</summary>
+    public void SetGraceSeconds(int graceSeconds) => GraceSeconds = graceSeconds;
+
+    /// <summary>
+    /// A Datapath stream of this client opened: a cleanup waiting for the client's return is
+    /// called off. Returns the stream's generation.
+    /// </summary>
+    public int BeginStream()
+    {
+        Interlocked.Exchange(ref _pendingCleanup, null)?.Cancel();
+        return Interlocked.Increment(ref _streamGeneration);
+    }
+
+    /// <summary>True while no newer stream than <paramref name="generation"/> has opened.</summary>
+    public bool IsNewestStream(int generation) => generation == Volatile.Read(ref _streamGeneration);
+
+    /// <summary>Makes <paramref name="handle"/> the stream serving this client; returns the one it replaces.</summary>
+    public StreamHandle? TakeOverStream(StreamHandle handle) => Interlocked.Exchange(ref _activeStream, handle);
+
+    /// <summary>The stream of <paramref name="handle"/> ended: it no longer serves this client (unless a newer one took over already).</summary>
+    public void EndStream(StreamHandle handle) => Interlocked.CompareExchange(ref _activeStream, null, handle);
+
+    /// <summary>
+    /// Waits for the client's return: <paramref name="cleanup"/> is cancelled when a stream opens
+    /// (<see cref="BeginStream"/>) or the server stops (<see cref="CancelPendingCleanup"/>).
+    /// </summary>
+    public void AwaitReconnect(CancellationTokenSource cleanup) => Interlocked.Exchange(ref _pendingCleanup, cleanup)?.Cancel();
+
+    /// <summary>Calls off a cleanup waiting for the client's return.</summary>
+    public void CancelPendingCleanup() => Interlocked.Exchange(ref _pendingCleanup, null)?.Cancel();
 
     public int HeldObjects
     {

@@ -87,7 +87,7 @@ internal static class PyMapping
         var mapping = AsMapping(value)
             ?? throw new InvalidOperationException($"{what} is a pickled {PyRepr.TypeName(value)}, not a dict or a RuntimeEnv.");
         var env = new Dictionary<string, object?>(StringComparer.Ordinal);
-        foreach (var entry in ServerState.Entries(mapping))
+        foreach (var entry in PythonValues.Entries(mapping))
         {
             if (entry.Key is string key)
             {
@@ -113,7 +113,7 @@ internal static class PyMapping
         if (value is IDictionary or PyObject && AsMapping(value) is { } mapping)
         {
             var copy = new Dictionary<object, object?>(mapping.Count);
-            foreach (var entry in ServerState.Entries(mapping))
+            foreach (var entry in PythonValues.Entries(mapping))
             {
                 copy[entry.Key] = Plain(entry.Value, depth + 1, what);
             }

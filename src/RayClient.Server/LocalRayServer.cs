@@ -70,7 +70,7 @@ public sealed class LocalRayServer : IAsyncDisposable
     internal ServerFaults Faults { get; }
 
     /// <summary>How many times a task body was started in a worker (a retried task counts twice).</summary>
-    public long TaskExecutions => _state.Scheduler.Executions;
+    public long TaskExecutions => _state.Engine.Scheduler.Executions;
 
     /// <summary>Objects in the store.</summary>
     public int ObjectCount => _state.Store.Count;
@@ -79,10 +79,10 @@ public sealed class LocalRayServer : IAsyncDisposable
     public int SessionCount => _state.Sessions.Count;
 
     /// <summary>Python worker processes alive.</summary>
-    public int WorkerCount => _state.Pool.Count;
+    public int WorkerCount => _state.Engine.Pool.Count;
 
     /// <summary>Process ids of the live Python workers (to kill one in a test).</summary>
-    public IReadOnlyList<int> WorkerProcessIds => _state.Pool.Snapshot().Select(w => w.Pid).ToList();
+    public IReadOnlyList<int> WorkerProcessIds => _state.Engine.Pool.Snapshot().Select(w => w.Pid).ToList();
 
     /// <summary>Where the server unpacks packages and keeps virtual envs (deleted at dispose unless the options named it).</summary>
     public string WorkDirectoryPath => _workDirectory.Path;

@@ -1,13 +1,13 @@
-using System.Reflection;
 using System.Text.Json.Nodes;
 using Google.Protobuf;
 using RayClient.Server.Jobs;
+using RayClient.Server.Python;
 using RayClient.Server.Scheduling;
 using RayClient.Server.Workers;
 
 namespace RayClient.Server;
 
-/// <summary>What jobs and their drivers need from the engine (the Datapath uses the same calls).</summary>
+/// <summary>What jobs and their drivers need besides the engine: the drivers' <c>ray</c> package, their link, cluster information.</summary>
 internal sealed partial class ServerState
 {
     private readonly Lock _driverGate = new();
@@ -32,10 +32,8 @@ internal sealed partial class ServerState
                     var root = Path.Combine(WorkDirectory, "driver");
                     var package = Path.Combine(root, "ray");
                     Directory.CreateDirectory(package);
-                    using var source = Assembly.GetExecutingAssembly().GetManifestResourceStream("RayClient.Server.ray_driver.py")
-                        ?? throw new InvalidOperationException("The ray_driver.py resource is missing from RayClient.Server.");
-                    using var target = File.Create(Path.Combine(package, "__init__.py"));
-                    source.CopyTo(target);
+                    PythonResources.Write(PythonResources.Shared, Path.Combine(package, PythonResources.Shared));
+                    PythonResources.Write(PythonResources.Driver, Path.Combine(package, "__init__.py"));
                     _driverModuleDirectory = root;
                 }
 
@@ -93,7 +91,7 @@ internal sealed partial class ServerState
         ["NodeManagerHostname"] = Environment.MachineName,
         ["NodeManagerPort"] = 0,
         ["NodeName"] = "127.0.0.1",
-        ["Resources"] = new JsonObject(Scheduler.Total.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
+        ["Resources"] = new JsonObject(Engine.Scheduler.Total.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
         ["Labels"] = new JsonObject(),
     }).ToJsonString();
 
@@ -101,54 +99,8 @@ internal sealed partial class ServerState
     public string ClusterInfoJson(string what, ClientSession session) => what switch
     {
         "nodes" => NodesJson(),
-        "cluster_resources" => new JsonObject(Scheduler.Total.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))).ToJsonString(),
-        "available_resources" => new JsonObject(Scheduler.AvailableSnapshot().Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))).ToJsonString(),
+        "cluster_resources" => new JsonObject(Engine.Scheduler.Total.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))).ToJsonString(),
+        "available_resources" => new JsonObject(Engine.Scheduler.AvailableSnapshot().Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))).ToJsonString(),
         _ => throw new TicketException(ServerErrors.ValueError($"Unknown cluster information '{what}'.")),
     };
-
-    /// <summary>
-    /// Creates an actor for <paramref name="session"/> (from the Datapath or a job driver): checks
-    /// that it can ever be placed, resolves its runtime env (merged onto the job's) and registers it.
-    /// </summary>
-    public Actors.ActorRecord CreateActor(ClientSession session, string className, ReadOnlyMemory<byte> classPickle, ReadOnlyMemory<byte> args, TaskOptionsReader options)
-    {
-        var demand = options.Resources(defaultCpus: 0); // Ray: actors hold no CPU while running unless asked
-        if (Scheduler.CheckFeasible(demand) is { } infeasible)
-        {
-            throw new TicketException(ServerErrors.ValueError($"Cannot create actor {className}: {infeasible}"));
-        }
-
-        var held = RefScanner.FindHeld(session, args, out var topLevel);
-        var environment = Task.FromResult(session.Environment);
-        if (options.RuntimeEnv is { Count: > 0 } actorEnv)
-        {
-            environment = ResolveEnvironmentAsync(RuntimeEnvMerge.Merge(session.RuntimeEnv, actorEnv), CancellationToken.None);
-        }
-
-        var rayNamespace = options.Namespace ?? session.Namespace;
-        var actor = Actors.Create(
-            id => new Actors.ActorRecord
-            {
-                Id = id,
-                ClassName = className,
-                ClassPickle = classPickle,
-                InitArgs = args,
-                InitDependencies = topLevel,
-                Held = held,
-                Owner = session,
-                Name = options.Name,
-                Namespace = rayNamespace,
-                Detached = options.Detached,
-                MaxRestarts = options.MaxRestarts,
-                MaxConcurrency = options.MaxConcurrency,
-                MaxTaskRetries = options.MaxTaskRetries,
-                Environment = environment,
-                Resources = demand,
-            },
-            options.Name,
-            rayNamespace,
-            options.GetIfExists);
-        RayClient.Server.Actors.ActorManager.Hold(actor, session);
-        return actor;
-    }
 }

@@ -48,7 +48,7 @@ public sealed class ClosedJobTests
             await Eventually.TrueAsync(() => server.SessionCount == 0, "the job ended on the server");
             await File.WriteAllTextAsync(gate, string.Empty);
 
-            await Eventually.TrueAsync(() => server.State.Scheduler.Completed == 1, "the scheduler is done with the task");
+            await Eventually.TrueAsync(() => server.State.Engine.Scheduler.Completed == 1, "the scheduler is done with the task");
             Assert.Equal(0, server.TaskExecutions);
             Assert.False(File.Exists(ran), "the task of a closed job ran");
         }

@@ -33,10 +33,17 @@ internal sealed class ActorCall
 
     public required IReadOnlyList<StoredObject> Held { get; init; }
 
-    public int Attempts { get; set; }
+    /// <summary>Times the call was lost with its worker.</summary>
+    public int Attempts { get; private set; }
 
     /// <summary>How many restarts the actor had used when the call was sent (decides whether a restart will follow a crash).</summary>
-    public int SentAtRestart { get; set; }
+    public int SentAtRestart { get; private set; }
+
+    /// <summary>The call goes to the actor's worker now, after <paramref name="restarts"/> restarts.</summary>
+    public void MarkSent(int restarts) => SentAtRestart = restarts;
+
+    /// <summary>The worker died with the call in flight.</summary>
+    public void CountLostAttempt() => Attempts++;
 }
 
 /// <summary>
@@ -83,16 +90,16 @@ internal sealed class ActorRecord
     /// <summary>Client sessions holding a handle; a non-detached, unnamed actor nobody holds is destroyed.</summary>
     public HashSet<ClientSession> Holders { get; } = [];
 
-    public ActorState State { get; set; } = ActorState.Starting;
+    public ActorState State { get; private set; } = ActorState.Starting;
 
-    public int Restarts { get; set; }
+    public int Restarts { get; private set; }
 
-    public bool NoRestart { get; set; }
+    public bool NoRestart { get; private set; }
 
     /// <summary>The error pickle every call gets once the actor is dead.</summary>
-    public byte[]? DeathError { get; set; }
+    public byte[]? DeathError { get; private set; }
 
-    public WorkerProcess? Worker { get; set; }
+    public WorkerProcess? Worker { get; private set; }
 
     public ChannelWriter<ActorCall> Calls => _calls.Writer;
 
@@ -104,6 +111,49 @@ internal sealed class ActorRecord
     public void SetReady(bool alive) => Volatile.Read(ref _ready).TrySetResult(alive);
 
     public void ResetReady() => Volatile.Write(ref _ready, new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously));
+
+    /// <summary>
+    /// A kill was asked for: with <paramref name="noRestart"/> the actor does not come back, and
+    /// unless it is dead already its callers get <paramref name="killedError"/>.
+    /// </summary>
+    public void RequestKill(bool noRestart, Func<byte[]> killedError)
+    {
+        NoRestart |= noRestart;
+        if (noRestart && State != ActorState.Dead)
+        {
+            DeathError = killedError();
+        }
+    }
+
+    /// <summary>Says why the actor is dying, unless a reason was given already.</summary>
+    public void SetDeathErrorIfNone(Func<byte[]> error) => DeathError ??= error();
+
+    /// <summary>Its worker could not be started: the actor is not created.</summary>
+    public void FailStart(byte[] error) => DeathError = error;
+
+    /// <summary>Its constructor raised: every call gets that error and the actor never restarts.</summary>
+    public void FailConstruction(byte[] error)
+    {
+        DeathError = error;
+        NoRestart = true;
+    }
+
+    /// <summary>The constructor ran in <paramref name="worker"/>: calls go there now.</summary>
+    public void MarkAlive(WorkerProcess worker)
+    {
+        Worker = worker;
+        State = ActorState.Alive;
+        SetReady(true);
+    }
+
+    /// <summary>The actor is gone for good: waiting callers see it dead and no call is taken any more.</summary>
+    public void MarkDead(Func<byte[]> error)
+    {
+        State = ActorState.Dead;
+        DeathError ??= error();
+        SetReady(false);
+        _calls.Writer.TryComplete();
+    }
 
     private readonly Lock _exitGate = new();
 
@@ -141,13 +191,22 @@ internal sealed class ActorRecord
 /// <summary>Creates, names, runs, restarts and kills actors for the embedded server.</summary>
 internal sealed partial class ActorManager
 {
-    private readonly ServerState _state;
+    private readonly LocalScheduler _scheduler;
+    private readonly WorkerPool _pool;
+    private readonly ObjectStore _store;
+    private readonly ILogger _logger;
     private readonly ConcurrentDictionary<RayId, ActorRecord> _actors = new();
     private readonly ConcurrentDictionary<(string Namespace, string Name), ActorRecord> _named = new();
     private readonly Lock _nameLock = new();
     private long _counter;
 
-    public ActorManager(ServerState state) => _state = state;
+    public ActorManager(LocalScheduler scheduler, WorkerPool pool, ObjectStore store, ILogger logger)
+    {
+        _scheduler = scheduler;
+        _pool = pool;
+        _store = store;
+        _logger = logger;
+    }
 
     public bool TryGet(RayId id, out ActorRecord actor) => _actors.TryGetValue(id, out actor!);
 
@@ -202,11 +261,7 @@ internal sealed partial class ActorManager
     /// <summary>Kills the actor's process; it restarts unless <paramref name="noRestart"/> or its restarts are used up.</summary>
     public void Kill(ActorRecord actor, bool noRestart)
     {
-        actor.NoRestart |= noRestart;
-        if (noRestart && actor.State != ActorState.Dead)
-        {
-            actor.DeathError = ActorDied(actor, "the actor was killed with ray.kill");
-        }
+        actor.RequestKill(noRestart, () => ActorDied(actor, "the actor was killed with ray.kill"));
 
         actor.Worker?.Kill();
         if (actor.Worker is null && noRestart)
@@ -232,7 +287,7 @@ internal sealed partial class ActorManager
 
         if (orphaned && !actor.Detached && actor.Name is null)
         {
-            actor.DeathError ??= ActorDied(actor, "every handle to it was released");
+            actor.SetDeathErrorIfNone(() => ActorDied(actor, "every handle to it was released"));
             Kill(actor, noRestart: true);
         }
 
@@ -252,7 +307,7 @@ internal sealed partial class ActorManager
     {
         foreach (var actor in _actors.Values.Where(a => a.Owner == session && !a.Detached))
         {
-            actor.DeathError ??= ActorDied(actor, "the job that created it ended");
+            actor.SetDeathErrorIfNone(() => ActorDied(actor, "the job that created it ended"));
             Kill(actor, noRestart: true);
         }
     }
@@ -260,7 +315,7 @@ internal sealed partial class ActorManager
     private async Task RunAsync(ActorRecord actor)
     {
         var processing = ProcessCallsAsync(actor);
-        await _state.Scheduler.ReserveAsync(actor.Resources).ConfigureAwait(false);
+        await _scheduler.ReserveAsync(actor.Resources).ConfigureAwait(false);
         while (true)
         {
             var created = await StartAsync(actor).ConfigureAwait(false);
@@ -277,21 +332,15 @@ internal sealed partial class ActorManager
                 break;
             }
 
-            LogRestart(_state.Logger, actor.ClassName, actor.Restarts);
+            LogRestart(_logger, actor.ClassName, actor.Restarts);
         }
 
         MarkDead(actor);
-        _state.Scheduler.Unreserve(actor.Resources);
+        _scheduler.Unreserve(actor.Resources);
         await processing.ConfigureAwait(false);
     }
 
-    private void MarkDead(ActorRecord actor)
-    {
-        actor.State = ActorState.Dead;
-        actor.DeathError ??= ActorDied(actor, "the actor died");
-        actor.SetReady(false);
-        actor.Calls.TryComplete();
-    }
+    private static void MarkDead(ActorRecord actor) => actor.MarkDead(() => ActorDied(actor, "the actor died"));
 
     /// <summary>Starts the worker and runs the constructor; false when the actor cannot be created.</summary>
     private async Task<bool> StartAsync(ActorRecord actor)
@@ -305,11 +354,11 @@ internal sealed partial class ActorManager
                 await dependency.Ready.ConfigureAwait(false);
             }
 
-            worker = await _state.Pool.StartDedicatedAsync(environment, actor.Owner.ClientId, actor.ClassName).ConfigureAwait(false);
+            worker = await _pool.StartDedicatedAsync(environment, actor.Owner.ClientId, actor.ClassName).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            actor.DeathError = ActorDied(actor, $"its worker could not be started: {ex.Message}");
+            actor.FailStart(ActorDied(actor, $"its worker could not be started: {ex.Message}"));
             return false;
         }
 
@@ -344,16 +393,13 @@ internal sealed partial class ActorManager
         if (failure is not null)
         {
             // The constructor raised: every call gets that error (Ray's ActorDiedError with the cause).
-            actor.DeathError = failure;
-            actor.NoRestart = true;
+            actor.FailConstruction(failure);
             worker.Kill();
             await worker.DisposeAsync().ConfigureAwait(false);
             return false;
         }
 
-        actor.Worker = worker;
-        actor.State = ActorState.Alive;
-        actor.SetReady(true);
+        actor.MarkAlive(worker);
         return true;
     }
 
@@ -399,7 +445,7 @@ internal sealed partial class ActorManager
             }
 
             var dependencies = call.Dependencies.Select(d => (d.Id.Bytes, d.Data)).ToList();
-            call.SentAtRestart = actor.Restarts;
+            call.MarkSent(actor.Restarts);
             try
             {
                 await worker.StartAsync(
@@ -427,7 +473,7 @@ internal sealed partial class ActorManager
         {
             // The process died with the call in flight: Ray retries it on the restarted actor up to
             // max_task_retries (-1: always), else fails it with ActorDiedError.
-            call.Attempts++;
+            call.CountLostAttempt();
             // Decided from the restart count when the call was sent: the supervisor may already
             // have counted the restart this crash causes.
             var willRestart = !actor.NoRestart && (actor.MaxRestarts < 0 || call.SentAtRestart < actor.MaxRestarts);
@@ -473,12 +519,12 @@ internal sealed partial class ActorManager
     {
         foreach (var held in call.Held)
         {
-            _state.Store.Release(held);
+            _store.Release(held);
         }
 
         foreach (var output in call.Returns)
         {
-            _state.Store.Release(output);
+            _store.Release(output);
         }
     }
 
@@ -486,7 +532,7 @@ internal sealed partial class ActorManager
         ServerErrors.Pickle("ray.exceptions", "ActorDiedError",
             $"The actor {actor.ClassName} ({actor.Id.Hex}{(actor.Name is null ? string.Empty : $", name '{actor.Name}'")}) died: {why}.");
 
-    [LoggerMessage(EventId = 2200, EventName = "ActorRestart", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = ServerEventIds.ActorRestart, EventName = nameof(ServerEventIds.ActorRestart), Level = LogLevel.Warning,
         Message = "Restarting actor {ClassName} (restart {Restart}); its state is lost.")]
     private static partial void LogRestart(ILogger logger, string className, int restart);
 }

@@ -8,6 +8,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using RayClient.Serialization;
+using RayClient.Server.Engine;
 using RayClient.Server.Storage;
 using RayClient.Server.Workers;
 using RayClient.Session;
@@ -20,7 +21,7 @@ namespace RayClient.Server.Jobs;
 /// (u32 length | u8 kind | u64 seq | u32-prefixed blobs; answers carry a status blob first).
 /// A driver proves which job it belongs to with that job's secret token, then gets a session of
 /// the job (the job's runtime env), as a Ray driver gets its job. It only translates: tasks,
-/// actors and objects go through the same <see cref="ServerState"/> calls as the Datapath's.
+/// actors and objects go through the same <see cref="TaskEngine"/> calls as the Datapath's.
 /// </summary>
 internal sealed partial class DriverLink : IAsyncDisposable
 {
@@ -242,15 +243,15 @@ internal sealed partial class DriverLink : IAsyncDisposable
                     {
                         // key, function pickle, pickled (args, kwargs), pickled options
                         var name = Encoding.UTF8.GetString(blobs[0]);
-                        var spec = state.PrepareTask(session, name, "drv:" + name + ":" + Convert.ToHexStringLower(SHA1.HashData(blobs[1])), blobs[1], blobs[2],
+                        var spec = state.Engine.PrepareTask(session, name, "drv:" + name + ":" + Convert.ToHexStringLower(SHA1.HashData(blobs[1])), blobs[1], blobs[2],
                             TaskOptionsReader.Read(Google.Protobuf.UnsafeByteOperations.UnsafeWrap(blobs[3])), parent: null);
                         try
                         {
-                            await RespondAsync(seq, true, ServerState.ConcatenateIds(spec.Returns)).ConfigureAwait(false);
+                            await RespondAsync(seq, true, TaskEngine.ConcatenateIds(spec.Returns)).ConfigureAwait(false);
                         }
                         finally
                         {
-                            state.Scheduler.Submit(spec);
+                            state.Engine.Submit(spec);
                         }
 
                         return;
@@ -258,7 +259,7 @@ internal sealed partial class DriverLink : IAsyncDisposable
 
                     case KindCreateActor:
                     {
-                        var actor = state.CreateActor(session, Encoding.UTF8.GetString(blobs[0]), blobs[1], blobs[2],
+                        var actor = state.Engine.CreateActor(session, Encoding.UTF8.GetString(blobs[0]), blobs[1], blobs[2],
                             TaskOptionsReader.Read(Google.Protobuf.UnsafeByteOperations.UnsafeWrap(blobs[3])));
                         await RespondAsync(seq, true, actor.Id.Bytes).ConfigureAwait(false);
                         return;
@@ -266,22 +267,16 @@ internal sealed partial class DriverLink : IAsyncDisposable
 
                     case KindSubmitMethod:
                     {
-                        if (!state.Actors.TryGet(new RayId(blobs[0]), out var actor))
-                        {
-                            await RespondAsync(seq, false, ServerErrors.ValueError($"Can't run an actor the server doesn't have a handle for ({Convert.ToHexStringLower(blobs[0])}).")).ConfigureAwait(false);
-                            return;
-                        }
-
                         var numReturns = int.Parse(Encoding.ASCII.GetString(blobs[3]), CultureInfo.InvariantCulture);
-                        var returns = state.SubmitActorCall(session, actor, Encoding.UTF8.GetString(blobs[1]), blobs[2], numReturns);
-                        await RespondAsync(seq, true, ServerState.ConcatenateIds(returns)).ConfigureAwait(false);
+                        var returns = state.Engine.CallActorMethod(session, new RayId(blobs[0]), Encoding.UTF8.GetString(blobs[1]), blobs[2], numReturns);
+                        await RespondAsync(seq, true, TaskEngine.ConcatenateIds(returns)).ConfigureAwait(false);
                         return;
                     }
 
                     case KindRelease:
                         foreach (var id in blobs)
                         {
-                            _ = session.Release(new RayId(id), state.Store) || state.Actors.Release(session, new RayId(id));
+                            state.Engine.Release(session, new RayId(id));
                         }
 
                         await RespondAsync(seq, true).ConfigureAwait(false);
@@ -290,10 +285,7 @@ internal sealed partial class DriverLink : IAsyncDisposable
                         await RespondAsync(seq, true, Encoding.UTF8.GetBytes(state.ClusterInfoJson(Encoding.UTF8.GetString(blobs[0]), session))).ConfigureAwait(false);
                         return;
                     case KindKillActor:
-                        if (state.Actors.TryGet(new RayId(blobs[0]), out var victim))
-                        {
-                            state.Actors.Kill(victim, blobs[1].Length > 0 && blobs[1][0] == (byte)'1');
-                        }
+                        state.Engine.KillActor(new RayId(blobs[0]), blobs[1].Length > 0 && blobs[1][0] == (byte)'1');
 
                         await RespondAsync(seq, true).ConfigureAwait(false);
                         return;
@@ -301,23 +293,13 @@ internal sealed partial class DriverLink : IAsyncDisposable
                     {
                         var name = Encoding.UTF8.GetString(blobs[0]);
                         var ns = blobs[1].Length == 0 ? session.Namespace : Encoding.UTF8.GetString(blobs[1]);
-                        var found = state.Actors.FindNamed(name, ns);
-                        if (found is null)
-                        {
-                            await RespondAsync(seq, false, ServerErrors.ValueError($"Failed to look up actor with name '{name}'. This could because 1. You are trying to look up a named actor you didn't create. 2. The named actor died. 3. You did not use a namespace matching the namespace of the actor.")).ConfigureAwait(false);
-                            return;
-                        }
-
-                        Actors.ActorManager.Hold(found, session);
+                        var found = state.Engine.GetNamedActor(session, name, ns);
                         await RespondAsync(seq, true, found.Id.Bytes).ConfigureAwait(false);
                         return;
                     }
 
                     case KindCancel:
-                        if (session.TryGetObject(new RayId(blobs[0]), out var output))
-                        {
-                            state.Scheduler.Cancel(output, blobs[1][0] == (byte)'1', blobs[2][0] == (byte)'1');
-                        }
+                        state.Engine.Cancel(session, new RayId(blobs[0]), blobs[1][0] == (byte)'1', blobs[2][0] == (byte)'1');
 
                         await RespondAsync(seq, true).ConfigureAwait(false);
                         return;
@@ -352,17 +334,13 @@ internal sealed partial class DriverLink : IAsyncDisposable
 
             var state = link._state;
             var session = state.GetOrCreateSession("driver-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)));
-            session.Namespace = $"anonymous-{Guid.NewGuid():N}";
-            session.RuntimeEnv = JobManager.ToPlain(registration.RuntimeEnv);
-            session.RuntimeEnvJson = registration.RuntimeEnv?.ToJsonString() ?? "{}";
-            session.Environment = registration.Environment;
-            session.Initialized = true;
+            session.Initialize($"anonymous-{Guid.NewGuid():N}", JobManager.ToPlain(registration.RuntimeEnv), registration.RuntimeEnv?.ToJsonString() ?? "{}", registration.Environment);
             _session = session;
             SubmissionId = registration.SubmissionId;
 
             // What the job's tasks print goes to the driver's stdout (so into the job's log), as
             // Ray's log_to_driver does.
-            _logs = state.SubscribeLogs(session.ClientId, (text, level) => { _ = SendLogAsync(text); });
+            _logs = state.Logs.Subscribe(session.ClientId, (text, level) => { _ = SendLogAsync(text); });
             var jobId = Convert.ToHexStringLower(session.JobId);
             var pid = int.TryParse(Encoding.ASCII.GetString(blobs[1]), NumberStyles.Integer, CultureInfo.InvariantCulture, out var p) ? p : 0;
             registration.Manager.OnDriverConnected(registration.SubmissionId, jobId, pid);
@@ -458,7 +436,7 @@ internal sealed partial class DriverLink : IAsyncDisposable
             }
 
             var ready = entries.Where(e => e.IsReady).Take(wanted).ToList();
-            await RespondAsync(seq, true, ServerState.ConcatenateIds([.. ready])).ConfigureAwait(false);
+            await RespondAsync(seq, true, TaskEngine.ConcatenateIds([.. ready])).ConfigureAwait(false);
         }
 
         private static TimeSpan? TimeoutOf(byte[] blob) =>
@@ -537,6 +515,6 @@ internal sealed partial class DriverLink : IAsyncDisposable
         }
     }
 
-    [LoggerMessage(EventId = 2310, EventName = "DriverRequestFailed", Level = LogLevel.Error, Message = "A job driver's request of kind {Kind} failed inside the server.")]
+    [LoggerMessage(EventId = ServerEventIds.DriverRequestFailed, EventName = nameof(ServerEventIds.DriverRequestFailed), Level = LogLevel.Error, Message = "A job driver's request of kind {Kind} failed inside the server.")]
     private static partial void LogDriverRequestFailed(ILogger logger, byte kind, Exception exception);
 }

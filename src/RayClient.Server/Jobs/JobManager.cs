@@ -227,13 +227,13 @@ internal sealed partial class JobManager : IAsyncDisposable
             // actor holds them. On one node, a demand larger than the node can never be met.
             if (demand.Count > 0)
             {
-                if (_state.Scheduler.CheckFeasible(demand) is { } infeasible)
+                if (_state.Engine.Scheduler.CheckFeasible(demand) is { } infeasible)
                 {
                     Finish(job, JobStatus.Failed, $"Job supervisor actor could not be scheduled: {infeasible.Replace("The task needs", "The job's entrypoint needs", StringComparison.Ordinal)}", JobErrorTypes.SupervisorUnschedulable);
                     return;
                 }
 
-                var grant = _state.Scheduler.ReserveAsync(demand);
+                var grant = _state.Engine.Scheduler.ReserveAsync(demand);
                 var timeout = _state.Options.JobStartTimeout;
                 try
                 {
@@ -243,7 +243,7 @@ internal sealed partial class JobManager : IAsyncDisposable
                 catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
                 {
                     // The reservation cannot be withdrawn: give it back when it is granted.
-                    _ = grant.ContinueWith(_ => _state.Scheduler.Unreserve(demand), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+                    _ = grant.ContinueWith(_ => _state.Engine.Scheduler.Unreserve(demand), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
                     if (ex is TimeoutException)
                     {
                         Finish(job, JobStatus.Failed,
@@ -263,7 +263,7 @@ internal sealed partial class JobManager : IAsyncDisposable
             WorkerEnvironment environment;
             try
             {
-                environment = await _state.ResolveEnvironmentAsync(ToPlain(record.RuntimeEnv), job.Stop.Token).ConfigureAwait(false);
+                environment = await _state.Environments.ResolveAsync(ToPlain(record.RuntimeEnv), job.Stop.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (job.Stop.IsCancellationRequested)
             {
@@ -289,7 +289,7 @@ internal sealed partial class JobManager : IAsyncDisposable
         {
             if (reserved)
             {
-                _state.Scheduler.Unreserve(demand);
+                _state.Engine.Scheduler.Unreserve(demand);
             }
 
             _state.CloseJobSessions(record.SubmissionId);
@@ -970,24 +970,24 @@ internal sealed partial class JobManager : IAsyncDisposable
         public void Changed() => Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
     }
 
-    [LoggerMessage(EventId = 2300, EventName = "JobSubmitted", Level = LogLevel.Information, Message = "Job {SubmissionId} submitted.")]
+    [LoggerMessage(EventId = ServerEventIds.JobSubmitted, EventName = nameof(ServerEventIds.JobSubmitted), Level = LogLevel.Information, Message = "Job {SubmissionId} submitted.")]
     private static partial void LogJobSubmitted(ILogger logger, string submissionId);
 
-    [LoggerMessage(EventId = 2301, EventName = "JobStarted", Level = LogLevel.Information, Message = "Job {SubmissionId} started its entrypoint (process group {Group}).")]
+    [LoggerMessage(EventId = ServerEventIds.JobStarted, EventName = nameof(ServerEventIds.JobStarted), Level = LogLevel.Information, Message = "Job {SubmissionId} started its entrypoint (process group {Group}).")]
     private static partial void LogJobStarted(ILogger logger, string submissionId, int group);
 
-    [LoggerMessage(EventId = 2302, EventName = "JobFinished", Level = LogLevel.Information, Message = "Job {SubmissionId} is {Status}.")]
+    [LoggerMessage(EventId = ServerEventIds.JobFinished, EventName = nameof(ServerEventIds.JobFinished), Level = LogLevel.Information, Message = "Job {SubmissionId} is {Status}.")]
     private static partial void LogJobFinished(ILogger logger, string submissionId, string status);
 
-    [LoggerMessage(EventId = 2303, EventName = "JobStopping", Level = LogLevel.Information, Message = "Stopping job {SubmissionId}: signal {Signal}, SIGKILL after {Grace} s.")]
+    [LoggerMessage(EventId = ServerEventIds.JobStopping, EventName = nameof(ServerEventIds.JobStopping), Level = LogLevel.Information, Message = "Stopping job {SubmissionId}: signal {Signal}, SIGKILL after {Grace} s.")]
     private static partial void LogJobStopping(ILogger logger, string submissionId, int signal, double grace);
 
-    [LoggerMessage(EventId = 2304, EventName = "JobCrashed", Level = LogLevel.Error, Message = "Job {SubmissionId} failed inside the server.")]
+    [LoggerMessage(EventId = ServerEventIds.JobCrashed, EventName = nameof(ServerEventIds.JobCrashed), Level = LogLevel.Error, Message = "Job {SubmissionId} failed inside the server.")]
     private static partial void LogJobCrashed(ILogger logger, string submissionId, Exception exception);
 
-    [LoggerMessage(EventId = 2305, EventName = "JobRecovered", Level = LogLevel.Warning, Message = "Job {SubmissionId} was {Status} when the previous server stopped; marked FAILED.")]
+    [LoggerMessage(EventId = ServerEventIds.JobRecovered, EventName = nameof(ServerEventIds.JobRecovered), Level = LogLevel.Warning, Message = "Job {SubmissionId} was {Status} when the previous server stopped; marked FAILED.")]
     private static partial void LogJobRecovered(ILogger logger, string submissionId, string status);
 
-    [LoggerMessage(EventId = 2306, EventName = "JobRecordUnreadable", Level = LogLevel.Warning, Message = "Job record {File} could not be read and was skipped: {Reason}")]
+    [LoggerMessage(EventId = ServerEventIds.JobRecordUnreadable, EventName = nameof(ServerEventIds.JobRecordUnreadable), Level = LogLevel.Warning, Message = "Job record {File} could not be read and was skipped: {Reason}")]
     private static partial void LogRecordUnreadable(ILogger logger, string file, string reason);
 }

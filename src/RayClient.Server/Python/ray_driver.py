@@ -14,13 +14,10 @@
 # cloudpickle: code objects are marshalled (driver and workers run the same interpreter), their
 # globals, defaults and closures pickled along. What this module does not support raises an error
 # that names the call.
-import builtins
-import collections
 import importlib
 import io
 import itertools
 import json
-import marshal
 import os
 import pickle
 import socket
@@ -28,6 +25,8 @@ import struct
 import sys
 import threading
 import types
+
+from . import ray_shared  # written next to this file by the server
 
 __version__ = "2.51.0"
 
@@ -77,136 +76,28 @@ util = _util
 _util.client = _client
 _client.client_pickler = _client_pickler
 
-PickleStub = collections.namedtuple("PickleStub", ["type", "client_id", "ref_id", "name", "baseline_options"])
-PickleStub.__module__ = "ray.util.client.client_pickler"
+PickleStub = ray_shared.PickleStub
 _client_pickler.PickleStub = PickleStub
 
+# Also names of this module, as before they moved to ray_shared.py.
+from .ray_shared import (ActorDiedError, GetTimeoutError, RayActorError, RayError,  # noqa: E402
+                         RaySystemError, RayTaskError, RuntimeEnvSetupError, TaskCancelledError,
+                         WorkerCrashedError)
 
-class RayError(Exception):
-    pass
-
-
-class RayTaskError(RayError):
-    """A task raised: the same constructor arguments as Ray's RayTaskError."""
-
-    def __init__(self, function_name, traceback_str, cause, proctitle, pid, ip):
-        super().__init__(function_name, traceback_str, cause, proctitle, pid, ip)
-        self.function_name = function_name
-        self.traceback_str = traceback_str
-        self.cause = cause
-        self.proctitle = proctitle
-        self.pid = pid
-        self.ip = ip
-
-    def __str__(self):
-        return self.traceback_str
-
-
-class GetTimeoutError(RayError, TimeoutError):
-    pass
-
-
-class RaySystemError(RayError):
-    pass
-
-
-class TaskCancelledError(RayError):
-    pass
-
-
-class RayActorError(RayError):
-    pass
-
-
-class ActorDiedError(RayActorError):
-    pass
-
-
-class WorkerCrashedError(RayError):
-    pass
-
-
-class RuntimeEnvSetupError(RayError):
-    pass
-
-
-for _cls in (RayError, RayTaskError, GetTimeoutError, RaySystemError, TaskCancelledError,
-             RayActorError, ActorDiedError, WorkerCrashedError, RuntimeEnvSetupError):
-    _cls.__module__ = "ray.exceptions"
-    _cls.__qualname__ = _cls.__name__
+for _cls in ray_shared.EXCEPTIONS:
     setattr(exceptions, _cls.__name__, _cls)
 
-
-class ObjectRef:
-    __slots__ = ("_id", "__weakref__")
-
-    def __init__(self, id_bytes):
-        self._id = bytes(id_bytes)
-
-    def binary(self):
-        return self._id
-
-    def hex(self):
-        return self._id.hex()
-
-    def __eq__(self, other):
-        return isinstance(other, ObjectRef) and other._id == self._id
-
-    def __hash__(self):
-        return hash(self._id)
-
-    def __repr__(self):
-        return "ObjectRef(%s)" % self._id.hex()
-
-    def __reduce__(self):
-        raise TypeError("An ObjectRef is passed to tasks as an argument, not pickled by itself.")
+ObjectRef = ray_shared.ObjectRef
 
 
-ObjectRef.__module__ = "ray"
-ObjectRef.__qualname__ = "ObjectRef"
+def _object_ref_reduce(self):
+    raise TypeError("An ObjectRef is passed to tasks as an argument, not pickled by itself.")
 
 
-# --- by-value pickling of what the script defines (the workers have the same helpers) ---------
-_EMPTY_CELL = "__rayclient_empty_cell__"
+ObjectRef.__reduce__ = _object_ref_reduce  # this process's copy only: a driver sends refs as PickleStubs
 
-
-def _fn_skeleton(code, name, qualname, module, ncells, version):
-    if tuple(version) != tuple(sys.version_info[:2]):
-        raise RuntimeError("A function pickled by value on Python %d.%d cannot run on Python %d.%d."
-                           % (version[0], version[1], sys.version_info[0], sys.version_info[1]))
-    closure = tuple(types.CellType() for _ in range(ncells)) if ncells else None
-    fn = types.FunctionType(marshal.loads(code), {"__builtins__": builtins, "__name__": module}, name, None, closure)
-    fn.__qualname__ = qualname
-    fn.__module__ = module
-    return fn
-
-
-def _fn_fill(fn, state):
-    names, defaults, kwdefaults, cells, attributes = state
-    fn.__globals__.update(names)
-    fn.__defaults__ = defaults
-    fn.__kwdefaults__ = kwdefaults
-    for cell, value in zip(fn.__closure__ or (), cells):
-        if value != _EMPTY_CELL:
-            cell.cell_contents = value
-    fn.__dict__.update(attributes)
-    return fn
-
-
-def _cls_skeleton(name, bases, qualname, module):
-    return type(name, tuple(bases), {"__module__": module, "__qualname__": qualname})
-
-
-def _cls_fill(cls, attributes):
-    for key, value in attributes.items():
-        setattr(cls, key, value)
-    return cls
-
-
-for _helper in (_fn_skeleton, _fn_fill, _cls_skeleton, _cls_fill):
-    _helper.__module__ = "ray._byvalue"
-    setattr(_byvalue, _helper.__name__, _helper)
-_byvalue._EMPTY_CELL = _EMPTY_CELL
+# By-value pickling of what the script defines (ray_shared.py; the workers load with the same helpers).
+ray_shared.install_byvalue(_byvalue)
 
 
 def _importable(obj):
@@ -220,14 +111,6 @@ def _importable(obj):
         return target is obj
     except Exception:
         return False
-
-
-def _global_names(code):
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _global_names(const)
-    return names
 
 
 class _Pickler(pickle.Pickler):
@@ -253,31 +136,10 @@ class _Pickler(pickle.Pickler):
         if isinstance(obj, ActorClass):
             return _worker_global("ray.remote_function", "ActorClassStub"), (obj._cls,)
         if isinstance(obj, types.FunctionType) and not _importable(obj):
-            return self._function_by_value(obj)
+            return ray_shared.function_by_value(obj)
         if isinstance(obj, type) and obj.__module__ == "__main__":
-            return self._class_by_value(obj)
+            return ray_shared.class_by_value(obj)
         return NotImplemented
-
-    @staticmethod
-    def _function_by_value(fn):
-        code = fn.__code__
-        names = {name: fn.__globals__[name] for name in _global_names(code) if name in fn.__globals__}
-        cells = []
-        for cell in fn.__closure__ or ():
-            try:
-                cells.append(cell.cell_contents)
-            except ValueError:
-                cells.append(_EMPTY_CELL)
-        state = (names, fn.__defaults__, fn.__kwdefaults__, cells, dict(fn.__dict__))
-        args = (marshal.dumps(code), fn.__name__, fn.__qualname__, fn.__module__,
-                len(fn.__closure__ or ()), tuple(sys.version_info[:2]))
-        return _fn_skeleton, args, state, None, None, _fn_fill
-
-    @staticmethod
-    def _class_by_value(cls):
-        attributes = {k: v for k, v in cls.__dict__.items()
-                      if k not in ("__dict__", "__weakref__", "__module__", "__qualname__")}
-        return _cls_skeleton, (cls.__name__, cls.__bases__, cls.__qualname__, cls.__module__), attributes, None, None, _cls_fill
 
 
 def _worker_global(module, name):

@@ -13,13 +13,11 @@
 # ((args, kwargs) with ray.util.client.client_pickler.PickleStub persistent ids), results leave
 # as protocol-5 pickles whose ObjectRefs/actor handles are PickleStub persistent ids again, the
 # convention of Ray's server pickler (ray: python/ray/util/client/server/server_pickler.py).
-import builtins
 import collections
 import concurrent.futures
 import importlib
 import io
 import itertools
-import marshal
 import os
 import pickle
 import select
@@ -28,6 +26,8 @@ import sys
 import threading
 import traceback
 import types
+
+import ray_shared  # written next to this script by the server
 
 KIND_READY = 0
 KIND_EXEC = 1
@@ -59,67 +59,10 @@ def _install_ray_stubs():
     client_pickler = types.ModuleType("ray.util.client.client_pickler")
     exceptions = types.ModuleType("ray.exceptions")
 
-    PickleStub = collections.namedtuple(
-        "PickleStub", ["type", "client_id", "ref_id", "name", "baseline_options"])
-    PickleStub.__module__ = "ray.util.client.client_pickler"
-    client_pickler.PickleStub = PickleStub
-
-    class RayError(Exception):
-        pass
-
-    class RayTaskError(RayError):
-        # Same constructor arguments as Ray's plain RayTaskError:
-        # (function_name, traceback_str, cause, proctitle, pid, ip).
-        def __init__(self, function_name, traceback_str, cause, proctitle, pid, ip):
-            super().__init__(function_name, traceback_str, cause, proctitle, pid, ip)
-            self.function_name = function_name
-            self.traceback_str = traceback_str
-            self.cause = cause
-            self.proctitle = proctitle
-            self.pid = pid
-            self.ip = ip
-
-        def __str__(self):
-            return self.traceback_str
-
-    class GetTimeoutError(RayError, TimeoutError):
-        pass
-
-    class RaySystemError(RayError):
-        pass
-
-    class TaskCancelledError(RayError):
-        pass
-
-    for cls in (RayError, RayTaskError, GetTimeoutError, RaySystemError, TaskCancelledError):
-        cls.__module__ = "ray.exceptions"
-        cls.__qualname__ = cls.__name__  # picklable by reference, as Ray's own classes
+    client_pickler.PickleStub = ray_shared.PickleStub
+    for cls in ray_shared.EXCEPTIONS:
         setattr(exceptions, cls.__name__, cls)
-
-    class ObjectRef:
-        __slots__ = ("_id",)
-
-        def __init__(self, id_bytes):
-            self._id = bytes(id_bytes)
-
-        def binary(self):
-            return self._id
-
-        def hex(self):
-            return self._id.hex()
-
-        def __eq__(self, other):
-            return isinstance(other, ObjectRef) and other._id == self._id
-
-        def __hash__(self):
-            return hash(self._id)
-
-        def __repr__(self):
-            return "ObjectRef(%s)" % self._id.hex()
-
-    ObjectRef.__module__ = "ray"
-    ObjectRef.__qualname__ = "ObjectRef"
-    ray.ObjectRef = ObjectRef
+    ObjectRef = ray.ObjectRef = ray_shared.ObjectRef
 
     class ActorMethod:
         def __init__(self, actor_id, name, num_returns=1):
@@ -230,46 +173,8 @@ def _install_ray_stubs():
             raise TypeError("ray.get takes an ObjectRef or a list of them, not %r" % (refs,))
         return _WORKER.get(refs)
 
-    # Functions and classes a job driver defines in its script arrive by value (see ray_driver.py,
-    # which has the same helpers under the same names): code objects marshalled by the same
-    # interpreter, globals, defaults and closures pickled along, filled in after creation so
-    # that recursive references resolve.
-    byvalue = types.ModuleType("ray._byvalue")
-    empty_cell = "__rayclient_empty_cell__"
-
-    def _fn_skeleton(code, name, qualname, module, ncells, version):
-        if tuple(version) != tuple(sys.version_info[:2]):
-            raise RuntimeError("A function pickled by value on Python %d.%d cannot run on Python %d.%d."
-                               % (version[0], version[1], sys.version_info[0], sys.version_info[1]))
-        closure = tuple(types.CellType() for _ in range(ncells)) if ncells else None
-        fn = types.FunctionType(marshal.loads(code), {"__builtins__": builtins, "__name__": module}, name, None, closure)
-        fn.__qualname__ = qualname
-        fn.__module__ = module
-        return fn
-
-    def _fn_fill(fn, state):
-        names, defaults, kwdefaults, cells, attributes = state
-        fn.__globals__.update(names)
-        fn.__defaults__ = defaults
-        fn.__kwdefaults__ = kwdefaults
-        for cell, value in zip(fn.__closure__ or (), cells):
-            if value != empty_cell:
-                cell.cell_contents = value
-        fn.__dict__.update(attributes)
-        return fn
-
-    def _cls_skeleton(name, bases, qualname, module):
-        return type(name, tuple(bases), {"__module__": module, "__qualname__": qualname})
-
-    def _cls_fill(cls, attributes):
-        for key, value in attributes.items():
-            setattr(cls, key, value)
-        return cls
-
-    for helper in (_fn_skeleton, _fn_fill, _cls_skeleton, _cls_fill):
-        helper.__module__ = "ray._byvalue"
-        helper.__qualname__ = helper.__name__
-        setattr(byvalue, helper.__name__, helper)
+    # Functions and classes a job driver defines in its script arrive by value (ray_shared.py).
+    byvalue = ray_shared.install_byvalue(types.ModuleType("ray._byvalue"))
     ray._byvalue = byvalue
 
     ray.get = get

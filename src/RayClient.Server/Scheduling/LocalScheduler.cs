@@ -41,13 +41,19 @@ internal sealed class TaskSpec
     /// <summary>The runtime env the task runs in (the job's merged with the task's), inherited by its children.</summary>
     public IReadOnlyDictionary<string, object?>? RuntimeEnv { get; init; }
 
-    public int Attempts { get; set; }
+    /// <summary>Times the task was started in a worker.</summary>
+    public int Attempts { get; private set; }
+
+    private volatile bool _cancelled;
 
     /// <summary>Set by ray.cancel: the task must not run (again) and its results are TaskCancelledError.</summary>
-    public volatile bool Cancelled;
+    public bool Cancelled => _cancelled;
+
+    /// <summary>ray.cancel reached the task: from now on it must not run (again).</summary>
+    public void MarkCancelled() => _cancelled = true;
 
     /// <summary>The worker running the task now, if any.</summary>
-    public WorkerProcess? RunningOn { get; set; }
+    public WorkerProcess? RunningOn { get; private set; }
 
     /// <summary>The task whose Python code submitted this one (<c>f.remote()</c> inside a task), if any.</summary>
     public TaskSpec? Parent { get; init; }
@@ -61,7 +67,27 @@ internal sealed class TaskSpec
     /// blocked Ray worker does (so children can run; no deadlock on a full node). Guarded by the
     /// scheduler's lock.
     /// </summary>
-    public int BlockedGets { get; set; }
+    public int BlockedGets { get; private set; }
+
+    /// <summary>The task was handed to <paramref name="worker"/> (null: it left its worker).</summary>
+    public void RunOn(WorkerProcess? worker) => RunningOn = worker;
+
+    /// <summary>The task's body starts (again) in its worker.</summary>
+    public void CountAttempt() => Attempts++;
+
+    /// <summary>One more <c>ray.get</c> of the task waits; true when it is the first (the task then lends its resources).</summary>
+    public bool BlockGet() => BlockedGets++ == 0;
+
+    /// <summary>A waiting <c>ray.get</c> returned; true when it was the last (the task then takes its resources back).</summary>
+    public bool UnblockGet() => BlockedGets != 0 && --BlockedGets == 0;
+
+    /// <summary>The task ended: forgets its waiting gets; true when its resources were lent out at that moment.</summary>
+    public bool ClearBlockedGets()
+    {
+        var lent = BlockedGets > 0;
+        BlockedGets = 0;
+        return lent;
+    }
 }
 
 /// <summary>
@@ -310,7 +336,7 @@ internal sealed partial class LocalScheduler
         try
         {
             var environment = await task.Environment.ConfigureAwait(false);
-            worker = await _pool.AcquireAsync(environment, CancellationToken.None).ConfigureAwait(false);
+            worker = await _pool.AcquireAsync(environment, task.Client.ClientId, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RayClient.Server.RuntimeEnv.RuntimeEnvSetupException or RayRuntimeEnvException)
         {
@@ -328,9 +354,8 @@ internal sealed partial class LocalScheduler
         // KillWorkersOf, or is seen closed here. Either way the task does not run.
         _pool.Assign(worker, task.Client.ClientId);
         Interlocked.MemoryBarrier();
-        worker.CurrentTaskName = task.Name;
-        worker.CurrentTask = task;
-        task.RunningOn = worker;
+        worker.BeginTask(task);
+        task.RunOn(worker);
         if (task.Cancelled)
         {
             Complete(task, worker, null, new TaskCancelledException());
@@ -349,7 +374,7 @@ internal sealed partial class LocalScheduler
             dependencies.Add((dependency.Id.Bytes, dependency.Data));
         }
 
-        task.Attempts++;
+        task.CountAttempt();
         Interlocked.Increment(ref _executions);
         try
         {
@@ -374,7 +399,7 @@ internal sealed partial class LocalScheduler
     private void Complete(TaskSpec task, WorkerProcess? worker, WorkerResult? result, Exception? error)
     {
         var retry = false;
-        task.RunningOn = null;
+        task.RunOn(null);
         try
         {
             if (task.Cancelled && (result is null || result.IsError))
@@ -432,14 +457,13 @@ internal sealed partial class LocalScheduler
         {
             if (worker is not null)
             {
-                worker.CurrentTask = null;
+                worker.EndTask();
                 _pool.Return(worker);
             }
 
             lock (_lock)
             {
-                var lent = task.BlockedGets > 0; // then already given back while it waited in ray.get
-                task.BlockedGets = 0;
+                var lent = task.ClearBlockedGets(); // then already given back while it waited in ray.get
                 if (!lent)
                 {
                     foreach (var (name, amount) in task.Resources)
@@ -550,7 +574,7 @@ internal sealed partial class LocalScheduler
             return; // finished already
         }
 
-        task.Cancelled = true;
+        task.MarkCancelled();
         if (task.RunningOn is { } worker)
         {
             if (force)
@@ -582,7 +606,7 @@ internal sealed partial class LocalScheduler
     {
         lock (_lock)
         {
-            if (task.RunningOn is null || task.BlockedGets++ > 0)
+            if (task.RunningOn is null || !task.BlockGet())
             {
                 return;
             }
@@ -605,7 +629,7 @@ internal sealed partial class LocalScheduler
     {
         lock (_lock)
         {
-            if (task.BlockedGets == 0 || --task.BlockedGets > 0)
+            if (!task.UnblockGet())
             {
                 return;
             }
@@ -655,7 +679,7 @@ internal sealed partial class LocalScheduler
     private static string Describe(IReadOnlyDictionary<string, double> resources) =>
         string.Join(", ", resources.Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key}={kv.Value:0.###}")));
 
-    [LoggerMessage(EventId = 2001, EventName = "TaskRetry", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = ServerEventIds.TaskRetry, EventName = nameof(ServerEventIds.TaskRetry), Level = LogLevel.Warning,
         Message = "The worker running {Task} died (attempt {Attempt}: {Reason}); retrying.")]
     private static partial void LogRetry(ILogger logger, string task, int attempt, string reason);
 }

@@ -66,9 +66,7 @@ internal sealed partial class DataStreamerService
             session = _state.GetOrCreateSession(clientId);
         }
 
-        session.PendingCleanup?.Cancel();
-        session.PendingCleanup = null;
-        var generation = Interlocked.Increment(ref session.StreamGeneration);
+        var generation = session.BeginStream();
         using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
         var handle = new StreamHandle(streamCts, context.GetHttpContext());
         var graceful = false;
@@ -86,14 +84,11 @@ internal sealed partial class DataStreamerService
         {
             LogStreamEnded(_logger, clientId, generation, graceful);
             // Whatever happened above, this stream no longer blocks the client's next one.
-            Interlocked.CompareExchange(ref session.ActiveStream, null, handle);
+            session.EndStream(handle);
             handle.End();
         }
 
-        if (generation == Volatile.Read(ref session.StreamGeneration))
-        {
-            ScheduleCleanup(session, graceful || session.GraceSeconds <= 0);
-        }
+        _state.OnStreamEnded(session, generation, graceful);
     }
 
     /// <summary>
@@ -111,7 +106,7 @@ internal sealed partial class DataStreamerService
         // The newest stream of a client wins: a reconnecting client may arrive while the server
         // still thinks the old connection is alive (a black hole). Stop the old handler and let it
         // finish, so chunk collectors and the cache see one stream at a time.
-        var previous = Interlocked.Exchange(ref session.ActiveStream, handle);
+        var previous = session.TakeOverStream(handle);
         if (previous is not null)
         {
             previous.Abort();
@@ -184,33 +179,6 @@ internal sealed partial class DataStreamerService
         }
 
         return graceful;
-    }
-
-    /// <summary>
-    /// After a stream ends: a graceful disconnect cleans up at once; otherwise the session waits
-    /// the grace period for a reconnect on a timer (not inside the handler, unlike Ray, spec §12.8).
-    /// </summary>
-    private void ScheduleCleanup(ClientSession session, bool now)
-    {
-        if (now)
-        {
-            _state.CloseSession(session);
-            return;
-        }
-
-        var cts = new CancellationTokenSource();
-        session.PendingCleanup = cts;
-        var generation = Volatile.Read(ref session.StreamGeneration);
-        _ = Task.Delay(TimeSpan.FromSeconds(session.GraceSeconds), _state.Options.TimeProvider, cts.Token).ContinueWith(
-            t =>
-            {
-                if (!t.IsCanceled && generation == Volatile.Read(ref session.StreamGeneration))
-                {
-                    LogGraceExpired(_logger, session.ClientId, session.GraceSeconds);
-                    _state.CloseSession(session);
-                }
-            },
-            TaskScheduler.Default);
     }
 
     private async Task WriteLoopAsync(ChannelReader<DataResponse> reader, IServerStreamWriter<DataResponse> stream, CancellationToken cancellationToken)
@@ -315,7 +283,7 @@ internal sealed partial class DataStreamerService
                 foreach (var id in request.Release.Ids)
                 {
                     var released = new RayId(id.ToByteArray());
-                    release.Ok.Add(session.Release(released, _state.Store) || _state.Actors.Release(session, released));
+                    release.Ok.Add(_state.Engine.Release(session, released));
                 }
 
                 response.Release = release;
@@ -328,7 +296,7 @@ internal sealed partial class DataStreamerService
                 response.Terminate = new TerminateResponse { Ok = true };
                 break;
             case DataRequest.TypeOneofCase.ListNamedActors:
-                response.ListNamedActors = new ClientListNamedActorsResponse { ActorsJson = _state.Actors.ListNamedJson(session.Namespace, request.ListNamedActors.AllNamespaces) };
+                response.ListNamedActors = new ClientListNamedActorsResponse { ActorsJson = _state.Engine.ListNamedActorsJson(session.Namespace, request.ListNamedActors.AllNamespaces) };
                 break;
             default:
                 throw new DatapathProtocolException($"Unsupported Datapath request type {request.TypeCase}.");
@@ -386,7 +354,7 @@ internal sealed partial class DataStreamerService
         if (accepted is not null)
         {
             // The ticket goes out first; dispatching to a worker happens off the stream's loop.
-            _state.Scheduler.Submit(accepted);
+            _state.Engine.Submit(accepted);
         }
     }
 
@@ -411,38 +379,11 @@ internal sealed partial class DataStreamerService
 
     private DataResponse ExecutePut(ClientSession session, DataRequest request, AssembledPayload payload)
     {
-        List<StoredObject> contained;
-        try
-        {
-            contained = RefScanner.FindHeld(session, payload.Data, out _);
-        }
-        catch (TicketException ex)
-        {
-            // Ray: PutResponse(valid=False, error=<pickled exception>); the stream goes on.
-            if (payload.Pooled is { } pooled)
-            {
-                ArrayPool<byte>.Shared.Return(pooled);
-            }
-
-            return new DataResponse { ReqId = request.ReqId, Put = new PutResponse { Valid = false, Error = ByteString.CopyFrom(ex.ErrorPickle) } };
-        }
-
-        if (!_state.Store.TryReserve(payload.Data.Length))
-        {
-            // Ray's ray.put raises ObjectStoreFullError; what the store holds already stays.
-            if (payload.Pooled is not null)
-            {
-                ArrayPool<byte>.Shared.Return(payload.Pooled);
-            }
-
-            var full = _state.Store.FullError(new RayId(new byte[28]), payload.Data.Length);
-            return new DataResponse { ReqId = request.ReqId, Put = new PutResponse { Valid = false, Error = ByteString.CopyFrom(full) } };
-        }
-
-        var entry = _state.Store.Create();
-        session.Hold(entry);
-        entry.TrySet(payload.Data, isError: false, payload.Pooled, contained, reserved: true);
-        return new DataResponse { ReqId = request.ReqId, Put = new PutResponse { Id = UnsafeByteOperations.UnsafeWrap(entry.Id.Bytes), Valid = true } };
+        // Ray: PutResponse(valid=False, error=<pickled exception>); the stream goes on.
+        var entry = _state.Store.TryPut(session, payload.Data, payload.Pooled, out var error);
+        return entry is null
+            ? new DataResponse { ReqId = request.ReqId, Put = new PutResponse { Valid = false, Error = ByteString.CopyFrom(error) } }
+            : new DataResponse { ReqId = request.ReqId, Put = new PutResponse { Id = UnsafeByteOperations.UnsafeWrap(entry.Id.Bytes), Valid = true } };
     }
 
     private DataResponse ExecuteTask(ClientSession session, DataRequest request, AssembledPayload payload, out TaskSpec? accepted)
@@ -478,7 +419,7 @@ internal sealed partial class DataStreamerService
             throw new TicketException(ServerErrors.ValueError($"The function payload {Convert.ToHexStringLower(task.PayloadId.Span)} is not an object of client {session.ClientId}."));
         }
 
-        var spec = _state.PrepareTask(session, task.Name, function.Id.Hex, function.Data, args, TaskOptionsReader.Read(task.Options?.PickledOptions), parent: null);
+        var spec = _state.Engine.PrepareTask(session, task.Name, function.Id.Hex, function.Data, args, TaskOptionsReader.Read(task.Options?.PickledOptions), parent: null);
         accepted = spec;
         return TicketFor(spec.Returns);
     }
@@ -491,18 +432,10 @@ internal sealed partial class DataStreamerService
         switch (terminate.TerminateTypeCase)
         {
             case TerminateRequest.TerminateTypeOneofCase.Actor:
-                if (_state.Actors.TryGet(new RayId(terminate.Actor.Id.ToByteArray()), out var actor))
-                {
-                    _state.Actors.Kill(actor, terminate.Actor.NoRestart);
-                }
-
+                _state.Engine.KillActor(new RayId(terminate.Actor.Id.ToByteArray()), terminate.Actor.NoRestart);
                 break;
             case TerminateRequest.TerminateTypeOneofCase.TaskObject:
-                if (session.TryGetObject(new RayId(terminate.TaskObject.Id.ToByteArray()), out var output))
-                {
-                    _state.Scheduler.Cancel(output, terminate.TaskObject.Force, terminate.TaskObject.Recursive);
-                }
-
+                _state.Engine.Cancel(session, new RayId(terminate.TaskObject.Id.ToByteArray()), terminate.TaskObject.Force, terminate.TaskObject.Recursive);
                 break;
             default:
                 throw new DatapathProtocolException("A TerminateRequest must name an actor or a task object.");
@@ -515,18 +448,13 @@ internal sealed partial class DataStreamerService
             throw new TicketException(ServerErrors.ValueError($"The class payload {Convert.ToHexStringLower(task.PayloadId.Span)} is not an object of client {session.ClientId}."));
         }
 
-        var actor = _state.CreateActor(session, task.Name, cls.Data, args, TaskOptionsReader.Read(task.Options?.PickledOptions));
+        var actor = _state.Engine.CreateActor(session, task.Name, cls.Data, args, TaskOptionsReader.Read(task.Options?.PickledOptions));
         return new ClientTaskTicket { Valid = true, ReturnIds = { UnsafeByteOperations.UnsafeWrap(actor.Id.Bytes) } };
     }
 
     private ClientTaskTicket CallMethod(ClientSession session, ClientTask task, ReadOnlyMemory<byte> args)
     {
-        if (!_state.Actors.TryGet(new RayId(task.PayloadId.ToByteArray()), out var actor))
-        {
-            throw new TicketException(ServerErrors.ValueError($"Can't run an actor the server doesn't have a handle for ({Convert.ToHexStringLower(task.PayloadId.Span)})."));
-        }
-
-        var returns = _state.SubmitActorCall(session, actor, task.Name, args, TaskOptionsReader.Read(task.Options?.PickledOptions).NumReturns);
+        var returns = _state.Engine.CallActorMethod(session, new RayId(task.PayloadId.ToByteArray()), task.Name, args, TaskOptionsReader.Read(task.Options?.PickledOptions).NumReturns);
         return TicketFor(returns);
     }
 
@@ -545,9 +473,7 @@ internal sealed partial class DataStreamerService
     private ClientTaskTicket LookUpNamedActor(ClientSession session, ClientTask task)
     {
         var rayNamespace = string.IsNullOrEmpty(task.Namespace) ? session.Namespace : task.Namespace;
-        var actor = _state.Actors.FindNamed(task.Name, rayNamespace)
-            ?? throw new TicketException(ServerErrors.ValueError($"Failed to look up actor with name '{task.Name}'. This could because 1. You are trying to look up a named actor you didn't create. 2. The named actor died. 3. You did not use a namespace matching the namespace of the actor."));
-        Actors.ActorManager.Hold(actor, session);
+        var actor = _state.Engine.GetNamedActor(session, task.Name, rayNamespace);
         return new ClientTaskTicket { Valid = true, ReturnIds = { UnsafeByteOperations.UnsafeWrap(actor.Id.Bytes) } };
     }
 
@@ -619,33 +545,29 @@ internal sealed partial class DataStreamerService
         }
     }
 
-    [LoggerMessage(EventId = 2104, EventName = "StreamOpened", Level = LogLevel.Debug,
+    [LoggerMessage(EventId = ServerEventIds.StreamOpened, EventName = nameof(ServerEventIds.StreamOpened), Level = LogLevel.Debug,
         Message = "Datapath stream {Generation} of client {ClientId} opened (reconnecting: {Reconnecting}).")]
     private static partial void LogStreamOpened(ILogger logger, string clientId, int generation, bool reconnecting);
 
-    [LoggerMessage(EventId = 2105, EventName = "StreamEnded", Level = LogLevel.Debug,
+    [LoggerMessage(EventId = ServerEventIds.StreamEnded, EventName = nameof(ServerEventIds.StreamEnded), Level = LogLevel.Debug,
         Message = "Datapath stream {Generation} of client {ClientId} ended (graceful: {Graceful}).")]
     private static partial void LogStreamEnded(ILogger logger, string clientId, int generation, bool graceful);
 
-    [LoggerMessage(EventId = 2106, EventName = "StreamFailed", Level = LogLevel.Debug,
+    [LoggerMessage(EventId = ServerEventIds.StreamFailed, EventName = nameof(ServerEventIds.StreamFailed), Level = LogLevel.Debug,
         Message = "Datapath stream {Generation} of client {ClientId} failed.")]
     private static partial void LogStreamFailed(ILogger logger, string clientId, int generation, Exception exception);
 
-    [LoggerMessage(EventId = 2100, EventName = "BadReconnectingMetadata", Level = LogLevel.Error,
+    [LoggerMessage(EventId = ServerEventIds.BadReconnectingMetadata, EventName = nameof(ServerEventIds.BadReconnectingMetadata), Level = LogLevel.Error,
         Message = "The 'reconnecting' metadata is '{Value}', not True/False; treating it as False.")]
     private static partial void LogBadReconnecting(ILogger logger, string value);
 
-    [LoggerMessage(EventId = 2101, EventName = "ProtocolError", Level = LogLevel.Error,
+    [LoggerMessage(EventId = ServerEventIds.ProtocolError, EventName = nameof(ServerEventIds.ProtocolError), Level = LogLevel.Error,
         Message = "Client {ClientId} broke the protocol: {Reason}")]
     private static partial void LogProtocolError(ILogger logger, string clientId, string reason);
 
-    [LoggerMessage(EventId = 2103, EventName = "OldStreamStuck", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = ServerEventIds.OldStreamStuck, EventName = nameof(ServerEventIds.OldStreamStuck), Level = LogLevel.Warning,
         Message = "The previous Datapath stream of client {ClientId} did not stop within 10 s; serving the new one anyway.")]
     private static partial void LogOldStreamStuck(ILogger logger, string clientId);
-
-    [LoggerMessage(EventId = 2102, EventName = "GraceExpired", Level = LogLevel.Information,
-        Message = "Client {ClientId} did not reconnect within {Grace} s; its session was cleaned up.")]
-    private static partial void LogGraceExpired(ILogger logger, string clientId, int grace);
 }
 
 /// <summary>

@@ -168,10 +168,10 @@ internal sealed class DriverService : RayletDriver.RayletDriverBase
                 response.Json = _state.NodesJson();
                 break;
             case ClusterInfoType.Types.TypeEnum.ClusterResources:
-                response.ResourceTable = Table(_state.Scheduler.Total);
+                response.ResourceTable = Table(_state.Engine.Scheduler.Total);
                 break;
             case ClusterInfoType.Types.TypeEnum.AvailableResources:
-                response.ResourceTable = Table(_state.Scheduler.AvailableSnapshot());
+                response.ResourceTable = Table(_state.Engine.Scheduler.AvailableSnapshot());
                 break;
             case ClusterInfoType.Types.TypeEnum.RuntimeContext:
                 var session = RequireSession(context);

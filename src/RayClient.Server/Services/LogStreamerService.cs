@@ -26,7 +26,7 @@ internal sealed class LogStreamerService : RayletLogStreamer.RayletLogStreamerBa
         // Ray clients send enabled=true first; forwarding starts at once so nothing printed
         // between the subscription and that request is lost.
         var enabled = true;
-        using var subscription = _state.SubscribeLogs(clientId, (text, level) =>
+        using var subscription = _state.Logs.Subscribe(clientId, (text, level) =>
         {
             if (Volatile.Read(ref enabled))
             {

@@ -213,6 +213,50 @@ internal sealed class ObjectStore(long capacity, MemoryReclaimer? reclaimer = nu
 
     public bool TryGet(RayId id, out StoredObject entry) => _objects.TryGetValue(id, out entry!);
 
+    /// <summary>
+    /// <c>ray.put</c> of <paramref name="session"/>: stores <paramref name="data"/> (whose pooled
+    /// buffer, if any, the store owns from now on) as a new object the session holds, keeping the
+    /// objects it refers to alive. Null, with Ray's error pickle in <paramref name="error"/>, when
+    /// it refers to an object the session does not hold or the store is full; what the store
+    /// holds already stays.
+    /// </summary>
+    public StoredObject? TryPut(ClientSession session, ReadOnlyMemory<byte> data, byte[]? pooled, out byte[]? error)
+    {
+        List<StoredObject> contained;
+        try
+        {
+            contained = RefScanner.FindHeld(session, data, out _);
+        }
+        catch (TicketException ex)
+        {
+            ReturnPooled(pooled);
+            error = ex.ErrorPickle;
+            return null;
+        }
+
+        if (!TryReserve(data.Length))
+        {
+            // Ray's ray.put raises ObjectStoreFullError.
+            ReturnPooled(pooled);
+            error = FullError(new RayId(new byte[28]), data.Length);
+            return null;
+        }
+
+        var entry = Create();
+        session.Hold(entry);
+        entry.TrySet(data, isError: false, pooled, contained, reserved: true);
+        error = null;
+        return entry;
+    }
+
+    private static void ReturnPooled(byte[]? pooled)
+    {
+        if (pooled is not null)
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(pooled);
+        }
+    }
+
     public void Release(StoredObject entry)
     {
         if (entry.RemoveReference())

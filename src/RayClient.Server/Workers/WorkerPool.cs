@@ -1,4 +1,5 @@
-using System.Reflection;
+using Microsoft.Extensions.Logging;
+using RayClient.Server.Python;
 
 namespace RayClient.Server.Workers;
 
@@ -17,11 +18,13 @@ internal sealed class WorkerPool : IAsyncDisposable
     private readonly Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? _onCallback;
     private readonly int _maxIdle;
     private readonly string _script;
+    private readonly ILogger _logger;
     private bool _disposed;
 
-    public WorkerPool(string python, string workDirectory, int maxIdle, Action<WorkerProcess, string, int> onOutput, Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? onCallback = null)
+    public WorkerPool(string python, string workDirectory, int maxIdle, ILogger logger, Action<WorkerProcess, string, int> onOutput, Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? onCallback = null)
     {
         Python = python;
+        _logger = logger;
         _onCallback = onCallback;
         _maxIdle = Math.Max(1, maxIdle);
         _onOutput = onOutput;
@@ -78,11 +81,12 @@ internal sealed class WorkerPool : IAsyncDisposable
     {
         lock (_lock)
         {
-            worker.CurrentClientId = clientId;
+            worker.AssignTo(clientId);
         }
     }
 
-    public async Task<WorkerProcess> AcquireAsync(WorkerEnvironment environment, CancellationToken cancellationToken)
+    /// <summary>An idle worker of <paramref name="environment"/>, or a new one (started for <paramref name="clientId"/>, as its log line says).</summary>
+    public async Task<WorkerProcess> AcquireAsync(WorkerEnvironment environment, string clientId, CancellationToken cancellationToken)
     {
         lock (_lock)
         {
@@ -101,7 +105,7 @@ internal sealed class WorkerPool : IAsyncDisposable
             }
         }
 
-        var worker = await WorkerProcess.StartAsync(environment.PythonExecutable ?? Python, _script, environment, _onOutput, cancellationToken, _onCallback).ConfigureAwait(false);
+        var worker = await WorkerProcess.StartAsync(environment.PythonExecutable ?? Python, _script, environment, _onOutput, _logger, clientId, cancellationToken, _onCallback).ConfigureAwait(false);
         lock (_lock)
         {
             if (_disposed)
@@ -120,9 +124,8 @@ internal sealed class WorkerPool : IAsyncDisposable
     /// <summary>A worker of its own for an actor: never pooled, gone when the actor is.</summary>
     public async Task<WorkerProcess> StartDedicatedAsync(WorkerEnvironment environment, string clientId, string name)
     {
-        var worker = await WorkerProcess.StartAsync(environment.PythonExecutable ?? Python, _script, environment, _onOutput, CancellationToken.None, _onCallback).ConfigureAwait(false);
-        worker.CurrentClientId = clientId;
-        worker.CurrentTaskName = name;
+        var worker = await WorkerProcess.StartAsync(environment.PythonExecutable ?? Python, _script, environment, _onOutput, _logger, clientId, CancellationToken.None, _onCallback).ConfigureAwait(false);
+        worker.Dedicate(clientId, name);
         lock (_lock)
         {
             if (_disposed)
@@ -161,8 +164,7 @@ internal sealed class WorkerPool : IAsyncDisposable
             }
             else
             {
-                worker.CurrentClientId = null;
-                worker.CurrentTaskName = null;
+                worker.Unassign();
                 if (!_idle.TryGetValue(worker.Environment.Key, out var stack))
                 {
                     _idle[worker.Environment.Key] = stack = new Stack<WorkerProcess>();
@@ -200,17 +202,13 @@ internal sealed class WorkerPool : IAsyncDisposable
         return null;
     }
 
+    /// <summary>Writes the worker script, and the module it imports from its own directory.</summary>
     private static string ExtractScript(string workDirectory)
     {
-        using var resource = Assembly.GetExecutingAssembly().GetManifestResourceStream("RayClient.Server.ray_worker.py")
-            ?? throw new InvalidOperationException("The worker script is missing from RayClient.Server.");
         Directory.CreateDirectory(workDirectory);
-        var path = Path.Combine(workDirectory, "ray_worker.py");
-        using (var file = File.Create(path))
-        {
-            resource.CopyTo(file);
-        }
-
+        PythonResources.Write(PythonResources.Shared, Path.Combine(workDirectory, PythonResources.Shared));
+        var path = Path.Combine(workDirectory, PythonResources.Worker);
+        PythonResources.Write(PythonResources.Worker, path);
         return path;
     }
 

@@ -4,6 +4,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using Microsoft.Extensions.Logging;
 
 namespace RayClient.Server.Workers;
 
@@ -66,7 +67,7 @@ internal sealed class WorkerCrashedException(string message) : Exception(message
 /// (the layout is documented at the top of ray_worker.py). User output arrives as stdout frames
 /// and on the process's stderr.
 /// </summary>
-internal sealed class WorkerProcess : IAsyncDisposable
+internal sealed partial class WorkerProcess : IAsyncDisposable
 {
     private const byte KindReady = 0;
     internal const byte KindExec = 1;
@@ -96,12 +97,17 @@ internal sealed class WorkerProcess : IAsyncDisposable
     private readonly Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? _onCallback;
     private readonly Task _readLoop;
     private readonly Task _stderrLoop;
+    private readonly ILogger _logger;
     private ulong _nextSeq;
     private volatile bool _dead;
 
-    private WorkerProcess(Process process, WorkerEnvironment environment, Action<WorkerProcess, string, int> onOutput, Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? onCallback)
+    /// <summary>Set when the server ends the process itself (shutdown, cancel, job end): its exit is then no crash.</summary>
+    private volatile bool _stopRequested;
+
+    private WorkerProcess(Process process, WorkerEnvironment environment, Action<WorkerProcess, string, int> onOutput, Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? onCallback, ILogger logger)
     {
         _process = process;
+        _logger = logger;
         Environment = environment;
         _onOutput = onOutput;
         _onCallback = onCallback;
@@ -122,35 +128,55 @@ internal sealed class WorkerProcess : IAsyncDisposable
     public Task Exited => _exited.Task;
 
     /// <summary>The client whose task runs now (null when idle).</summary>
-    public string? CurrentClientId
-    {
-        get => _currentClientId;
-        set
-        {
-            _currentClientId = value;
-            if (value is not null)
-            {
-                LastClientId = value;
-            }
-        }
-    }
+    public string? CurrentClientId { get; private set; }
 
     /// <summary>The client of the most recent task, for attributing output that arrives late.</summary>
     public string? LastClientId { get; private set; }
 
     /// <summary>The pooled task this worker runs now (null for actors and idle workers).</summary>
-    public Scheduling.TaskSpec? CurrentTask { get; set; }
-
-    private string? _currentClientId;
+    public Scheduling.TaskSpec? CurrentTask { get; private set; }
 
     /// <summary>Name of the task running now, for log prefixes.</summary>
-    public string? CurrentTaskName { get; set; }
+    public string? CurrentTaskName { get; private set; }
+
+    /// <summary>The worker runs work of <paramref name="clientId"/> from now on (the pool calls it under its lock).</summary>
+    public void AssignTo(string clientId)
+    {
+        CurrentClientId = clientId;
+        LastClientId = clientId;
+    }
+
+    /// <summary>The worker serves one actor of <paramref name="clientId"/> for its whole life.</summary>
+    public void Dedicate(string clientId, string actorName)
+    {
+        AssignTo(clientId);
+        CurrentTaskName = actorName;
+    }
+
+    /// <summary>The worker went back to the pool: no client's work runs on it.</summary>
+    public void Unassign()
+    {
+        CurrentClientId = null;
+        CurrentTaskName = null;
+    }
+
+    /// <summary>A pooled task starts on this worker.</summary>
+    public void BeginTask(Scheduling.TaskSpec task)
+    {
+        CurrentTaskName = task.Name;
+        CurrentTask = task;
+    }
+
+    /// <summary>The pooled task finished (its output may still arrive, attributed to <see cref="LastClientId"/>).</summary>
+    public void EndTask() => CurrentTask = null;
 
     public static async Task<WorkerProcess> StartAsync(
         string python,
         string script,
         WorkerEnvironment environment,
         Action<WorkerProcess, string, int> onOutput,
+        ILogger logger,
+        string? clientId,
         CancellationToken cancellationToken,
         Func<WorkerProcess, byte, ulong, IReadOnlyList<byte[]>, Task>? onCallback = null)
     {
@@ -185,7 +211,8 @@ internal sealed class WorkerProcess : IAsyncDisposable
         info.Environment["RAYCLIENT_SYS_PATH"] = string.Join(Path.PathSeparator, sysPath);
 
         var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start the Python worker '{python}'.");
-        var worker = new WorkerProcess(process, environment, onOutput, onCallback);
+        LogStarted(logger, process.Id, python, clientId ?? "none");
+        var worker = new WorkerProcess(process, environment, onOutput, onCallback, logger);
         try
         {
             await worker._ready.Task.WaitAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
@@ -410,6 +437,15 @@ internal sealed class WorkerProcess : IAsyncDisposable
         {
             _dead = true;
             var message = ExitDescription();
+            if (_stopRequested)
+            {
+                LogExited(_logger, Pid, message);
+            }
+            else
+            {
+                LogCrashed(_logger, Pid, message, _pending.Count);
+            }
+
             _exited.TrySetResult();
             _ready.TrySetException(new WorkerCrashedException($"The Python worker exited during start-up: {message}"));
             foreach (var (seq, onDone) in _pending)
@@ -463,6 +499,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
     /// <summary>Kills the process at once (used for cancellation and to test crashes).</summary>
     public void Kill()
     {
+        _stopRequested = true;
         try
         {
             _process.Kill(entireProcessTree: true);
@@ -474,6 +511,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _stopRequested = true;
         if (!_dead)
         {
             try
@@ -508,4 +546,16 @@ internal sealed class WorkerProcess : IAsyncDisposable
         _process.Dispose();
         _writeLock.Dispose();
     }
+
+    [LoggerMessage(EventId = ServerEventIds.WorkerStarted, EventName = nameof(ServerEventIds.WorkerStarted), Level = LogLevel.Debug,
+        Message = "Started Python worker {Pid} ({Python}) for client {ClientId}.")]
+    private static partial void LogStarted(ILogger logger, int pid, string python, string clientId);
+
+    [LoggerMessage(EventId = ServerEventIds.WorkerExited, EventName = nameof(ServerEventIds.WorkerExited), Level = LogLevel.Debug,
+        Message = "Python worker {Pid} stopped by the server: {Exit}.")]
+    private static partial void LogExited(ILogger logger, int pid, string exit);
+
+    [LoggerMessage(EventId = ServerEventIds.WorkerCrashed, EventName = nameof(ServerEventIds.WorkerCrashed), Level = LogLevel.Warning,
+        Message = "Python worker {Pid} died unexpectedly: {Exit} ({InFlight} call(s) in flight).")]
+    private static partial void LogCrashed(ILogger logger, int pid, string exit, int inFlight);
 }

@@ -11,6 +11,7 @@ internal sealed class LogRecorder : ILoggerProvider
 {
     private const int Capacity = 400;
     private readonly ConcurrentQueue<string> _lines = new();
+    private readonly ConcurrentQueue<(int EventId, LogLevel Level, string Message)> _events = new();
     private readonly DateTimeOffset _start = DateTimeOffset.UtcNow;
 
     public LogRecorder()
@@ -25,6 +26,10 @@ internal sealed class LogRecorder : ILoggerProvider
 
     public ILogger CreateLogger(string categoryName) => new Recorder(this, categoryName[(categoryName.LastIndexOf('.') + 1)..]);
 
+    /// <summary>The messages (formatted) of the recent events with id <paramref name="eventId"/>, oldest first.</summary>
+    public IReadOnlyList<(LogLevel Level, string Message)> Events(int eventId) =>
+        [.. _events.Where(e => e.EventId == eventId).Select(e => (e.Level, e.Message))];
+
     /// <summary>The recorded lines, oldest first.</summary>
     public string Dump() => string.Join(Environment.NewLine, _lines);
 
@@ -32,10 +37,15 @@ internal sealed class LogRecorder : ILoggerProvider
     {
     }
 
-    private void Add(string line)
+    private void Add(string line, int eventId, LogLevel level, string message)
     {
         _lines.Enqueue(line);
         while (_lines.Count > Capacity && _lines.TryDequeue(out _))
+        {
+        }
+
+        _events.Enqueue((eventId, level, message));
+        while (_events.Count > Capacity && _events.TryDequeue(out _))
         {
         }
     }
@@ -50,8 +60,9 @@ internal sealed class LogRecorder : ILoggerProvider
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
             var elapsed = DateTimeOffset.UtcNow - owner._start;
-            var line = $"{elapsed.TotalSeconds,8:0.000} {logLevel,-11} {category}[{eventId.Id}] {formatter(state, exception)}";
-            owner.Add(exception is null ? line : $"{line}{Environment.NewLine}    {exception.GetType().Name}: {exception.Message}");
+            var message = formatter(state, exception);
+            var line = $"{elapsed.TotalSeconds,8:0.000} {logLevel,-11} {category}[{eventId.Id}] {message}";
+            owner.Add(exception is null ? line : $"{line}{Environment.NewLine}    {exception.GetType().Name}: {exception.Message}", eventId.Id, logLevel, message);
         }
     }
 }
