@@ -158,7 +158,7 @@ public sealed class ActorTaskCaller<TResult>
     public ObjectRef<TResult> Remote()
     {
         var session = _actor.Session;
-        var ids = session.SubmitCore(ClientTask.Types.RemoteExecType.Method, _actor.IdTask, _method.Name, null, _args, _kwargs, _options, 1, $"Calling {_actor.ClassName}.{_method.Name}");
+        var ids = session.Submitter.Submit(ClientTask.Types.RemoteExecType.Method, _actor.IdTask, _method.Name, null, _args, _kwargs, _options, 1, $"Calling {_actor.ClassName}.{_method.Name}");
         return session.TrackedRef<TResult>(ids[0]);
     }
 }
@@ -270,9 +270,9 @@ public sealed class ActorCreator
     public PyActorHandle Remote()
     {
         var name = _class.ClassName[(_class.ClassName.LastIndexOf('.') + 1)..];
-        var ids = _session.SubmitCore(
+        var ids = _session.Submitter.Submit(
             ClientTask.Types.RemoteExecType.Actor,
-            _session.FunctionPayloadId(_class.ModuleName, _class.ClassName),
+            _session.Submitter.FunctionPayloadId(_class.ModuleName, _class.ClassName),
             name,
             null,
             _args,

@@ -23,7 +23,7 @@ public sealed partial class RaySession
     public async System.Threading.Tasks.Task<PyActorHandle> GetActorAsync(string name, string? rayNamespace = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
-        var ids = SubmitCore(
+        var ids = _submitter.Submit(
             ClientTask.Types.RemoteExecType.NamedActor,
             System.Threading.Tasks.Task.FromResult(new RayId([])),
             name,

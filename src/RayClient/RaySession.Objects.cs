@@ -244,7 +244,7 @@ public sealed partial class RaySession : IPickleStubResolver
         }
     }
 
-    private void CheckOwnRef(ObjectRef reference)
+    internal void CheckOwnRef(ObjectRef reference)
     {
         if (!ReferenceEquals(reference.Session, this))
         {
