@@ -18,12 +18,16 @@ public sealed partial class RaySession : IAsyncDisposable
     private readonly RayConnection _connection;
     private readonly ReferenceTracker _references;
     private readonly TaskSubmitter _submitter;
+    private readonly ObjectRequests _objects;
+    private readonly ClusterRequests _cluster;
 
     private RaySession(RayConnection connection)
     {
         _connection = connection;
         _references = new ReferenceTracker(this, connection.Settings.TimeProvider);
         _submitter = new TaskSubmitter(this, connection);
+        _objects = new ObjectRequests(connection);
+        _cluster = new ClusterRequests(connection);
     }
 
     /// <summary>The server this session is connected to.</summary>

@@ -45,6 +45,18 @@ internal sealed class TaskSubmitter
         return _session.Track(new ObjectRef<TResult>(_session, ids[0]));
     }
 
+    /// <summary>Submits the creation of an actor of <paramref name="module"/>.<paramref name="className"/>; returns its actor id.</summary>
+    public Task<RayId> SubmitActorCreation(string module, string className, string name, object?[] args, TaskOptionsBuilder options, string context) =>
+        Submit(ClientTask.Types.RemoteExecType.Actor, FunctionPayloadId(module, className), name, rayNamespace: null, args, kwargs: null, options, returns: 1, context)[0];
+
+    /// <summary>Submits a call of method <paramref name="method"/> on an actor; returns the result's object id.</summary>
+    public Task<RayId> SubmitActorMethod(Task<RayId> actorId, string method, object?[] args, Dictionary<string, object?>? kwargs, TaskOptionsBuilder options, string context) =>
+        Submit(ClientTask.Types.RemoteExecType.Method, actorId, method, rayNamespace: null, args, kwargs, options, returns: 1, context)[0];
+
+    /// <summary>Looks up a named actor (Ray's <c>ray.get_actor</c> is a NAMED_ACTOR task); returns its actor id.</summary>
+    public Task<RayId> SubmitNamedActorLookup(string name, string? rayNamespace) =>
+        Submit(ClientTask.Types.RemoteExecType.NamedActor, Task.FromResult(new RayId([])), name, rayNamespace, [], kwargs: null, new TaskOptionsBuilder(), returns: 1, $"Looking up actor '{name}'")[0];
+
     /// <summary>
     /// The put-id of a function or actor class reference, put once per session and reused
     /// (see <see cref="FunctionPayloadCache"/>).
@@ -55,7 +67,7 @@ internal sealed class TaskSubmitter
     /// Builds and submits one ClientTask of any kind (function, actor creation, method, named-actor
     /// lookup); returns the tasks of the ids its ticket will carry.
     /// </summary>
-    public Task<RayId>[] Submit(
+    private Task<RayId>[] Submit(
         ClientTask.Types.RemoteExecType type,
         Task<RayId> payload,
         string name,
