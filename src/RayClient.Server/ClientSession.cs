@@ -1,6 +1,6 @@
 using System.Buffers;
 using Google.Protobuf;
-using Ray.Rpc;
+using RayClient.Server.Protocol;
 using RayClient.Server.Storage;
 using RayClient.Server.Workers;
 using RayClient.Session;

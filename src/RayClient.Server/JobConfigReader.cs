@@ -20,7 +20,7 @@ internal static class JobConfigReader
             return (null, null);
         }
 
-        var value = PickleReader.Read(pickle);
+        var value = PickleSerializer.Deserialize(pickle);
         IDictionary? fields = value switch
         {
             PyObject { Args.Count: > 0, State: null } call when call.Args[0] is IDictionary json => json,
@@ -30,7 +30,7 @@ internal static class JobConfigReader
         };
         if (fields is null)
         {
-            throw new InvalidOperationException($"The job config is a pickled {PyRepr.TypeName(value)}, neither JobConfig.from_json(dict) nor a JobConfig instance.");
+            throw new InvalidOperationException($"The job config is a pickled {PyTypeName.Of(value)}, neither JobConfig.from_json(dict) nor a JobConfig instance.");
         }
 
         var ns = fields.Contains("ray_namespace") ? fields["ray_namespace"] as string : null;
@@ -85,7 +85,7 @@ internal static class PyMapping
         }
 
         var mapping = AsMapping(value)
-            ?? throw new InvalidOperationException($"{what} is a pickled {PyRepr.TypeName(value)}, not a dict or a RuntimeEnv.");
+            ?? throw new InvalidOperationException($"{what} is a pickled {PyTypeName.Of(value)}, not a dict or a RuntimeEnv.");
         var env = new Dictionary<string, object?>(StringComparer.Ordinal);
         foreach (var entry in PythonValues.Entries(mapping))
         {
@@ -133,4 +133,30 @@ internal static class PyMapping
 
         return value;
     }
+}
+
+/// <summary>The Python type name of an unpickled value, for error messages (e.g. <c>list</c>, <c>mymod.Point object</c>).</summary>
+internal static class PyTypeName
+{
+    public static string Of(object? value) => value switch
+    {
+        null => "None",
+        bool => "bool",
+        int or long or System.Numerics.BigInteger or byte or sbyte or short or ushort or uint or ulong => "int",
+        double or float => "float",
+        string => "str",
+        byte[] => "bytes",
+        List<object?> => "list",
+        PyTuple => "tuple",
+        IDictionary => "dict",
+        HashSet<object?> => "set",
+        decimal => "decimal.Decimal",
+        System.Numerics.Complex => "complex",
+        PyGlobal g => $"global {g}",
+        PyObject { Class: { } cls } => $"{cls} object",
+        PyObject => "object",
+        PickleStub => "PickleStub",
+        Array => "array.array",
+        _ => value.GetType().ToString(),
+    };
 }

@@ -26,7 +26,7 @@ internal static class RefScanner
         object? value;
         try
         {
-            value = PickleReader.Read(pickle, recorder);
+            value = PickleSerializer.Deserialize(pickle, recorder);
         }
         catch (RaySerializationException ex)
         {

@@ -1,5 +1,5 @@
 using Google.Protobuf;
-using Ray.Rpc;
+using RayClient.Server.Protocol;
 using RayClient.Serialization;
 
 namespace RayClient.Server;
@@ -8,7 +8,7 @@ namespace RayClient.Server;
 internal static class ServerErrors
 {
     public static byte[] Pickle(string module, string type, string message) =>
-        PickleWriter.SerializeToArray(new PyReduce(new PyGlobal(module, type), new PyTuple(message)), new PickleWriterOptions { Protocol = 5 });
+        PickleSerializer.Serialize(new PyReduce(new PyGlobal(module, type), new PyTuple(message)), protocol: 5);
 
     public static byte[] ValueError(string message) => Pickle("builtins", "ValueError", message);
 

@@ -1,4 +1,4 @@
-using Ray.Rpc;
+using RayClient.Server.Protocol;
 
 namespace RayClient.Server;
 

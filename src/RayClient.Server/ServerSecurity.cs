@@ -179,7 +179,7 @@ internal sealed class ServerSecurity : IDisposable
             throw new ArgumentException("TLS needs both the server certificate and its key (TlsCertificateFile and TlsKeyFile; RAY_TLS_SERVER_CERT and RAY_TLS_SERVER_KEY).", certFile is null ? certSource : keySource);
         }
 
-        var certificate = RayTlsSettings.LoadCertificateWithKey(certFile, keyFile, certSource, keySource);
+        var certificate = PemCertificates.LoadWithKey(certFile, keyFile, certSource, keySource);
         X509Certificate2Collection? roots = null;
         if (caFile is not null)
         {

@@ -23,7 +23,7 @@ internal sealed class TaskOptionsReader
         object? decoded;
         try
         {
-            decoded = PickleReader.Read(pickled.Memory);
+            decoded = PickleSerializer.Deserialize(pickled.Memory);
         }
         catch (RaySerializationException ex)
         {

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Ray.Rpc;
 using RayClient.Serialization;
 using RayClient.Session;
 
@@ -158,8 +157,8 @@ public sealed class ActorTaskCaller<TResult>
     public ObjectRef<TResult> Remote()
     {
         var session = _actor.Session;
-        var ids = session.SubmitCore(ClientTask.Types.RemoteExecType.Method, _actor.IdTask, _method.Name, null, _args, _kwargs, _options, 1, $"Calling {_actor.ClassName}.{_method.Name}");
-        return session.TrackedRef<TResult>(ids[0]);
+        var id = session.Submitter.SubmitActorMethod(_actor.IdTask, _method.Name, _args, _kwargs, _options, $"Calling {_actor.ClassName}.{_method.Name}");
+        return session.TrackedRef<TResult>(id);
     }
 }
 
@@ -270,17 +269,8 @@ public sealed class ActorCreator
     public PyActorHandle Remote()
     {
         var name = _class.ClassName[(_class.ClassName.LastIndexOf('.') + 1)..];
-        var ids = _session.SubmitCore(
-            ClientTask.Types.RemoteExecType.Actor,
-            _session.FunctionPayloadId(_class.ModuleName, _class.ClassName),
-            name,
-            null,
-            _args,
-            null,
-            _options,
-            1,
-            $"Creating actor {_class}");
-        return new PyActorHandle(_session, ids[0], name);
+        var id = _session.Submitter.SubmitActorCreation(_class.ModuleName, _class.ClassName, name, _args, _options, $"Creating actor {_class}");
+        return new PyActorHandle(_session, id, name);
     }
 }
 

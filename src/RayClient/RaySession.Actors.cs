@@ -1,6 +1,3 @@
-using System.Text.Json;
-using Google.Protobuf;
-using Ray.Rpc;
 using RayClient.Session;
 
 namespace RayClient;
@@ -23,35 +20,16 @@ public sealed partial class RaySession
     public async System.Threading.Tasks.Task<PyActorHandle> GetActorAsync(string name, string? rayNamespace = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
-        var ids = SubmitCore(
-            ClientTask.Types.RemoteExecType.NamedActor,
-            System.Threading.Tasks.Task.FromResult(new RayId([])),
-            name,
-            rayNamespace,
-            [],
-            null,
-            new TaskOptionsBuilder(),
-            1,
-            $"Looking up actor '{name}'");
-        await ids[0].WaitAsync(cancellationToken).ConfigureAwait(false);
-        return new PyActorHandle(this, ids[0], name);
+        var id = _submitter.SubmitNamedActorLookup(name, rayNamespace);
+        await id.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return new PyActorHandle(this, id, name);
     }
 
     /// <summary>Named actors of the job's namespace, or of every namespace.</summary>
     public async System.Threading.Tasks.Task<IReadOnlyList<NamedActorInfo>> ListNamedActorsAsync(bool allNamespaces = false, CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        var response = await _connection.SendAsync(new DataRequest { ListNamedActors = new ClientListNamedActorsRequest { AllNamespaces = allNamespaces } }).WaitAsync(cancellationToken).ConfigureAwait(false);
-        using var json = JsonDocument.Parse(response.ListNamedActors.ActorsJson);
-        var result = new List<NamedActorInfo>();
-        foreach (var item in json.RootElement.EnumerateArray())
-        {
-            result.Add(item.ValueKind == JsonValueKind.String
-                ? new NamedActorInfo(item.GetString()!, null)
-                : new NamedActorInfo(item.GetProperty("name").GetString()!, item.GetProperty("namespace").GetString()));
-        }
-
-        return result;
+        return await _cluster.ListNamedActorsAsync(allNamespaces, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Kills an actor (Ray's <c>ray.kill</c>). With <paramref name="noRestart"/> false it restarts if it has restarts left.</summary>
@@ -60,8 +38,7 @@ public sealed partial class RaySession
         ArgumentNullException.ThrowIfNull(actor);
         ThrowIfDisposed();
         var id = await actor.IdTask.WaitAsync(cancellationToken).ConfigureAwait(false);
-        var request = new TerminateRequest { ClientId = ClientId, Actor = new TerminateRequest.Types.ActorTerminate { Id = UnsafeByteOperations.UnsafeWrap(id.Bytes), NoRestart = noRestart } };
-        await _connection.SendAsync(new DataRequest { Terminate = request }).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _cluster.KillActorAsync(id, noRestart, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -75,29 +52,11 @@ public sealed partial class RaySession
         CheckOwnRef(reference);
         ThrowIfDisposed();
         var id = await reference.IdTask.WaitAsync(cancellationToken).ConfigureAwait(false);
-        var request = new TerminateRequest { ClientId = ClientId, TaskObject = new TerminateRequest.Types.TaskObjectTerminate { Id = UnsafeByteOperations.UnsafeWrap(id.Bytes), Force = force, Recursive = recursive } };
-        await _connection.SendAsync(new DataRequest { Terminate = request }).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _cluster.CancelTaskAsync(id, force, recursive, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Releases one id on the server (a handle's DisposeAsync); a closed session has nothing left to release.</summary>
-    internal async System.Threading.Tasks.Task ReleaseAsync(RayId id)
-    {
-        if (!_connection.IsUsable)
-        {
-            return;
-        }
-
-        var request = new ReleaseRequest();
-        request.Ids.Add(UnsafeByteOperations.UnsafeWrap(id.Bytes));
-        try
-        {
-            await _connection.SendAsync(new DataRequest { Release = request }).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is ObjectDisposedException or RayException)
-        {
-            // The session ended meanwhile: the server dropped everything at cleanup.
-        }
-    }
+    internal System.Threading.Tasks.Task ReleaseAsync(RayId id) => _objects.ReleaseAsync(id);
 
     /// <summary>
     /// Yields the refs as their values become ready, in completion order (the <c>ray.wait</c> loop,

@@ -1,7 +1,5 @@
 using System.Collections;
 using System.Runtime.CompilerServices;
-using Google.Protobuf;
-using Ray.Rpc;
 using RayClient.Serialization;
 using RayClient.Session;
 
@@ -25,14 +23,8 @@ public sealed partial class RaySession : IPickleStubResolver
 
         await AwaitReferencedIdsAsync(value, cancellationToken).ConfigureAwait(false);
         var payload = Pickle(value, "the value to put");
-        var response = await _connection.SendAsync(new DataRequest { Put = new PutRequest() }, payload).WaitAsync(cancellationToken).ConfigureAwait(false);
-        var put = response.Put;
-        if (!put.Valid)
-        {
-            throw RayErrors.FromPythonError(PythonErrorDecoder.Decode(put.Error.Memory), "Put failed on the server");
-        }
-
-        var reference = new ObjectRef<T>(this, System.Threading.Tasks.Task.FromResult(new RayId(put.Id.ToByteArray())));
+        var id = await _objects.PutAsync(payload, cancellationToken).ConfigureAwait(false);
+        var reference = new ObjectRef<T>(this, System.Threading.Tasks.Task.FromResult(id));
         _references.Track(reference);
         return reference;
     }
@@ -61,11 +53,8 @@ public sealed partial class RaySession : IPickleStubResolver
             throw new RayTimeoutException($"Get timed out after {timeout!.Value.TotalSeconds:0.###} s: the task producing the object was not even accepted yet.");
         }
 
-        // An asynchronous get on the Datapath (Ray's `await ref`, spec §3.5): pipelined with
-        // everything else, answered when the object is ready, resumable after a reconnect.
-        var request = new DataRequest { Get = new GetRequest { Asynchronous = true, StartChunkId = 0 } };
-        request.Get.Ids.Add(UnsafeByteOperations.UnsafeWrap(id.Bytes));
-        var pending = _connection.Enqueue(new PendingGet(request));
+        // An asynchronous get on the Datapath: pipelined, resumable after a reconnect.
+        var pending = _objects.StartGet(id);
         ReceivedObject result;
         try
         {
@@ -74,12 +63,12 @@ public sealed partial class RaySession : IPickleStubResolver
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && deadline is not null)
         {
             var error = new RayTimeoutException($"Get timed out after {timeout!.Value.TotalSeconds:0.###} s: object {id.Hex} is not ready.");
-            _connection.Abandon(pending, error);
+            _objects.Abandon(pending, error);
             throw error;
         }
         catch (OperationCanceledException)
         {
-            _connection.Abandon(pending, new OperationCanceledException(cancellationToken));
+            _objects.Abandon(pending, new OperationCanceledException(cancellationToken));
             throw;
         }
 
@@ -132,7 +121,7 @@ public sealed partial class RaySession : IPickleStubResolver
 
         ThrowIfDisposed();
         var byId = new Dictionary<RayId, int>(references.Count);
-        var request = new WaitRequest { NumReturns = numReturns, Timeout = timeout?.TotalSeconds ?? -1, ClientId = ClientId };
+        var ids = new RayId[references.Count];
         for (var i = 0; i < references.Count; i++)
         {
             CheckOwnRef(references[i]);
@@ -142,14 +131,14 @@ public sealed partial class RaySession : IPickleStubResolver
                 throw new ArgumentException($"The refs passed to WaitAsync must be distinct; {id.Hex} appears twice.", nameof(references));
             }
 
-            request.ObjectIds.Add(UnsafeByteOperations.UnsafeWrap(id.Bytes));
+            ids[i] = id;
         }
 
-        var response = await _connection.CallUnaryAsync(o => _connection.Driver.WaitObjectAsync(request, o).ResponseAsync, cancellationToken).ConfigureAwait(false);
+        var readyIds = await _objects.WaitAsync(ids, numReturns, timeout, cancellationToken).ConfigureAwait(false);
         var readySet = new HashSet<int>();
-        foreach (var id in response.ReadyObjectIds)
+        foreach (var id in readyIds)
         {
-            if (byId.TryGetValue(new RayId(id.ToByteArray()), out var index))
+            if (byId.TryGetValue(id, out var index))
             {
                 readySet.Add(index);
             }
@@ -244,7 +233,7 @@ public sealed partial class RaySession : IPickleStubResolver
         }
     }
 
-    private void CheckOwnRef(ObjectRef reference)
+    internal void CheckOwnRef(ObjectRef reference)
     {
         if (!ReferenceEquals(reference.Session, this))
         {

@@ -17,11 +17,17 @@ public sealed partial class RaySession : IAsyncDisposable
 {
     private readonly RayConnection _connection;
     private readonly ReferenceTracker _references;
+    private readonly TaskSubmitter _submitter;
+    private readonly ObjectRequests _objects;
+    private readonly ClusterRequests _cluster;
 
     private RaySession(RayConnection connection)
     {
         _connection = connection;
         _references = new ReferenceTracker(this, connection.Settings.TimeProvider);
+        _submitter = new TaskSubmitter(this, connection);
+        _objects = new ObjectRequests(connection);
+        _cluster = new ClusterRequests(connection);
     }
 
     /// <summary>The server this session is connected to.</summary>
@@ -64,6 +70,9 @@ public sealed partial class RaySession : IAsyncDisposable
 
     /// <summary>The connection: channel, Datapath, retries, state. Tests and the benchmark reach the raw driver through it.</summary>
     internal RayConnection Connection => _connection;
+
+    /// <summary>Task submission: the function-payload cache, the ClientTask requests, the submit ordering.</summary>
+    internal TaskSubmitter Submitter => _submitter;
 
     internal int PickleProtocol => _connection.PickleProtocol;
 

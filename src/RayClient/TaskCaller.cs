@@ -110,7 +110,7 @@ public sealed class TaskCaller<TResult>
     /// result is read.
     /// </summary>
     public ObjectRef<TResult> Remote() =>
-        _session.SubmitFunction(_function, _args, _kwargs, _options);
+        _session.Submitter.SubmitFunction(_function, _args, _kwargs, _options);
 }
 
 /// <summary>Collects Ray option names and values and pickles them as Ray's client does (<c>set_task_options</c>).</summary>

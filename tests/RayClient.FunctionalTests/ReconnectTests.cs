@@ -185,7 +185,7 @@ public sealed class ReconnectTests(ITestOutputHelper output) : IAsyncLifetime
         _server.Faults.DropResponse = response =>
         {
             // Every 7th task ticket is lost after the task was accepted, and the stream is cut.
-            if (response.TypeCase == Ray.Rpc.DataResponse.TypeOneofCase.TaskTicket && Interlocked.Increment(ref dropped) % 7 == 0)
+            if (response.TypeCase == RayClient.Server.Protocol.DataResponse.TypeOneofCase.TaskTicket && Interlocked.Increment(ref dropped) % 7 == 0)
             {
                 _proxy.CutAll();
                 return true;

@@ -105,7 +105,7 @@ internal sealed partial class LocalScheduler
     private readonly List<Queue<TaskSpec>> _queueOrder = [];
     private int _pumpScheduled;
     private readonly Queue<(IReadOnlyDictionary<string, double> Demand, TaskCompletionSource Granted)> _reservations = new();
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<RayClient.Session.RayId, TaskSpec> _byReturn = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<RayId, TaskSpec> _byReturn = new();
     private readonly WorkerPool _pool;
     private readonly ObjectStore _store;
     private readonly ILogger _logger;
@@ -502,7 +502,7 @@ internal sealed partial class LocalScheduler
         List<StoredObject>? contained = null;
         foreach (var (kind, id) in result.Contained)
         {
-            if (kind == 'O' && _store.TryGet(new RayClient.Session.RayId(id), out var inner))
+            if (kind == 'O' && _store.TryGet(new RayId(id), out var inner))
             {
                 inner.AddReference();
                 (contained ??= []).Add(inner);
@@ -662,7 +662,7 @@ internal sealed partial class LocalScheduler
 
         if (task.Returns.Length > 0)
         {
-            _byReturn.TryRemove(new KeyValuePair<RayClient.Session.RayId, TaskSpec>(task.Returns[0].Id, task));
+            _byReturn.TryRemove(new KeyValuePair<RayId, TaskSpec>(task.Returns[0].Id, task));
         }
         Interlocked.Increment(ref _completed);
         foreach (var held in task.Held)

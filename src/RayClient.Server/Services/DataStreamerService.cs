@@ -3,7 +3,7 @@ using System.Threading.Channels;
 using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
-using Ray.Rpc;
+using RayClient.Server.Protocol;
 using RayClient.Serialization;
 using RayClient.Server.Scheduling;
 using RayClient.Server.Storage;
@@ -316,7 +316,7 @@ internal sealed partial class DataStreamerService
         var isFinal = chunkId + 1 == totalChunks;
 
         // The put's bytes may sit in a pooled buffer (PooledWire); whoever drops them returns it.
-        var rented = isPut ? PooledWire.TakeRentedBuffer(request.Put) : null;
+        var rented = isPut ? PooledRequestWire.TakeRentedBuffer(request.Put) : null;
 
         // A replayed request already executed: skip its chunks, re-send the cached answer.
         if (session.GraceSeconds > 0 && session.Cache.Peek(request.ReqId) is { } earlier)
@@ -572,13 +572,13 @@ internal sealed partial class DataStreamerService
 
 /// <summary>
 /// Binds <see cref="DataStreamerService.Datapath"/> with the pooled request marshaller instead of
-/// the generated one (see <see cref="PooledWire"/>).
+/// the generated one (see <see cref="PooledRequestWire"/>).
 /// </summary>
 internal sealed class DatapathMethodProvider : Grpc.AspNetCore.Server.Model.IServiceMethodProvider<DataStreamerService>
 {
     public void OnServiceMethodDiscovery(Grpc.AspNetCore.Server.Model.ServiceMethodProviderContext<DataStreamerService> context) =>
         context.AddDuplexStreamingMethod(
-            PooledWire.ServerDatapath,
+            PooledRequestWire.ServerDatapath,
             [],
             (service, requests, responses, call) => service.Datapath(requests, responses, call));
 }

@@ -1,6 +1,6 @@
 using System.Threading.Channels;
 using Grpc.Core;
-using Ray.Rpc;
+using RayClient.Server.Protocol;
 
 namespace RayClient.Server.Services;
 

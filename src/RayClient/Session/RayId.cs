@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-
 namespace RayClient.Session;
 
 /// <summary>A Ray binary id (28-byte object ids, 16-byte actor ids) usable as a dictionary key.</summary>
@@ -35,15 +33,4 @@ internal readonly struct RayId : IEquatable<RayId>
     public static bool operator ==(RayId left, RayId right) => left.Equals(right);
 
     public static bool operator !=(RayId left, RayId right) => !left.Equals(right);
-
-    /// <summary>Creates an id of <paramref name="length"/> bytes: a per-process random prefix followed by a counter.</summary>
-    public static RayId NewUnique(int length, ref long counter)
-    {
-        var bytes = new byte[length];
-        Prefix.AsSpan(0, length - 8).CopyTo(bytes);
-        BinaryPrimitives.WriteInt64BigEndian(bytes.AsSpan(length - 8), Interlocked.Increment(ref counter));
-        return new RayId(bytes);
-    }
-
-    private static readonly byte[] Prefix = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
 }

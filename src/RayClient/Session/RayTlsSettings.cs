@@ -89,7 +89,7 @@ internal sealed class RayTlsSettings
                     certFile is null ? certSource : keySource);
             }
 
-            client = LoadCertificateWithKey(certFile, keyFile, certSource, keySource);
+            client = PemCertificates.LoadWithKey(certFile, keyFile, certSource, keySource);
         }
 
         return new RayTlsSettings(true, roots, client);
@@ -120,21 +120,6 @@ internal sealed class RayTlsSettings
 
         handler.SslOptions = ssl;
         return handler;
-    }
-
-    /// <summary>Loads a PEM certificate chain and its PEM private key, as gRPC's certificate_chain/private_key.</summary>
-    internal static X509Certificate2 LoadCertificateWithKey(string certFile, string keyFile, string certSource, string keySource)
-    {
-        try
-        {
-            using var pem = X509Certificate2.CreateFromPemFile(certFile, keyFile);
-            // A PKCS#12 round trip gives the key a form every platform's TLS stack accepts (Windows refuses ephemeral PEM keys).
-            return X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), password: null);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException)
-        {
-            throw new ArgumentException($"Cannot load the certificate '{certFile}' ({certSource}) with the key '{keyFile}' ({keySource}): {ex.Message}", certSource, ex);
-        }
     }
 
     private static bool IsTrue(string? value) => value is not null && (value.Trim() == "1" || value.Trim().Equals("true", StringComparison.OrdinalIgnoreCase));

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using RayClient.Serialization;
+using RayClient.Server.Pickling;
 using static RayClient.Tests.Serialization.PickleTestData;
 
 namespace RayClient.Tests.Serialization;

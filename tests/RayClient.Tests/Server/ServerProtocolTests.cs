@@ -1,5 +1,5 @@
 using Google.Protobuf;
-using Ray.Rpc;
+using RayClient.Server.Protocol;
 using RayClient.Server;
 
 namespace RayClient.Tests.Server;

@@ -41,25 +41,6 @@ public sealed class PooledWireTests
         Assert.Equal(error, PooledWire.ParseResponse(Split(error.ToByteArray())));
     }
 
-    [Fact]
-    public void ParseRequest_PutChunk_MatchesProtobuf()
-    {
-        var data = new byte[200_000];
-        Random.Shared.NextBytes(data);
-        var original = new DataRequest
-        {
-            ReqId = int.MaxValue,
-            Put = new PutRequest { Data = ByteString.CopyFrom(data), ClientRefId = ByteString.CopyFrom(0xCC, 1), ChunkId = 0, TotalChunks = 1, TotalSize = data.Length, OwnerId = ByteString.CopyFrom(9) },
-        };
-        var task = new DataRequest { ReqId = 2, Task = new ClientTask { Name = "f", Data = ByteString.CopyFrom(1, 2), TotalChunks = 1 } };
-
-        var parsed = PooledWire.ParseRequest(Split(original.ToByteArray()));
-
-        Assert.Equal(original, parsed);
-        Assert.NotNull(PooledWire.TakeRentedBuffer(parsed.Put));
-        Assert.Equal(task, PooledWire.ParseRequest(Split(task.ToByteArray())));
-    }
-
     /// <summary>Splits a payload into several segments, as a transport may deliver it.</summary>
     private static ReadOnlySequence<byte> Split(byte[] bytes) =>
         bytes.Length < 3

@@ -5,7 +5,8 @@ namespace RayClient.Session;
 /// looks for it, in Ray's order (ray:src/ray/rpc/authentication/authentication_token_loader.cc):
 /// <c>RAY_AUTH_TOKEN</c>, then the file named by <c>RAY_AUTH_TOKEN_PATH</c>, then
 /// <c>~/.ray/auth_token</c>. A file's first line is the token; surrounding whitespace is trimmed.
-/// Used by the client (what to send) and by the embedded server (what to require).
+/// Used by the client (what to send) and by the embedded server (what to require): shared source,
+/// compiled into both.
 /// </summary>
 internal static class RayAuthToken
 {

@@ -1,8 +1,9 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
+using RayClient.Serialization;
 
-namespace RayClient.Serialization;
+namespace RayClient.Server.Pickling;
 
 /// <summary>
 /// Builds one pickle of a Python list out of independent pickles (each complete, with its own

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
+using RayClient.Serialization;
 
-namespace RayClient.Serialization;
+namespace RayClient.Server.Pickling;
 
 /// <summary>How an opcode's argument is laid out.</summary>
 internal enum PickleArgument : byte

@@ -1,0 +1,26 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
+namespace RayClient.Session;
+
+/// <summary>
+/// Shared source (compiled into RayClient and RayClient.Server): PEM certificates as Ray's TLS
+/// variables name them, for the client's certificate and the embedded server's.
+/// </summary>
+internal static class PemCertificates
+{
+    /// <summary>Loads a PEM certificate chain and its PEM private key, as gRPC's certificate_chain/private_key.</summary>
+    public static X509Certificate2 LoadWithKey(string certFile, string keyFile, string certSource, string keySource)
+    {
+        try
+        {
+            using var pem = X509Certificate2.CreateFromPemFile(certFile, keyFile);
+            // A PKCS#12 round trip gives the key a form every platform's TLS stack accepts (Windows refuses ephemeral PEM keys).
+            return X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), password: null);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException)
+        {
+            throw new ArgumentException($"Cannot load the certificate '{certFile}' ({certSource}) with the key '{keyFile}' ({keySource}): {ex.Message}", certSource, ex);
+        }
+    }
+}
