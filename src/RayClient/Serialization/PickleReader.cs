@@ -309,7 +309,7 @@ internal sealed class PickleReader
                     }
                     else
                     {
-                        throw Malformed($"ADDITEMS on a {PyRepr.TypeName(Peek())}");
+                        throw Malformed($"ADDITEMS on a {PyTypeName.Of(Peek())}");
                     }
 
                     break;
@@ -817,7 +817,7 @@ internal sealed class PickleReader
                 (obj.ListItemsBuilder ??= []).AddRange(items);
                 break;
             default:
-                throw Malformed($"APPEND to a {PyRepr.TypeName(target)}");
+                throw Malformed($"APPEND to a {PyTypeName.Of(target)}");
         }
     }
 
@@ -832,7 +832,7 @@ internal sealed class PickleReader
         {
             Dictionary<object, object?> d => d,
             PyObject obj => obj.DictItemsBuilder ??= NewDict(),
-            _ => throw Malformed($"SETITEM on a {PyRepr.TypeName(target)}"),
+            _ => throw Malformed($"SETITEM on a {PyTypeName.Of(target)}"),
         };
 
         for (var i = 0; i < items.Length; i += 2)
@@ -888,7 +888,7 @@ internal sealed class PickleReader
         {
             PyTuple t => t,
             List<object?> l => PyTuple.Own([.. l]),
-            _ => throw Malformed($"call arguments are a {PyRepr.TypeName(args)}, not a tuple"),
+            _ => throw Malformed($"call arguments are a {PyTypeName.Of(args)}, not a tuple"),
         };
 
         Dictionary<string, object?>? keywords = null;

@@ -43,7 +43,7 @@ public static class PyConvert
         }
         catch (ConversionException ex)
         {
-            var prefix = $"Cannot convert Python {PyRepr.TypeName(value)} to {TypeNames.Format(type)}";
+            var prefix = $"Cannot convert Python {PyTypeName.Of(value)} to {TypeNames.Format(type)}";
             throw new RaySerializationException(ex.Path.Count == 0 ? $"{prefix}: {ex.Message}" : $"{prefix}: {ex.FormatPath()}: {ex.Message}", ex.InnerException);
         }
     }
@@ -458,7 +458,7 @@ public static class PyConvert
         public ConversionException(object? value, Type type, string reason, Exception? inner)
             : base(reason, inner)
         {
-            LeafType = PyRepr.TypeName(value);
+            LeafType = PyTypeName.Of(value);
             Target = type;
         }
 

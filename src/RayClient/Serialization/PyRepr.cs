@@ -31,29 +31,6 @@ internal static class PyRepr
     /// <summary>Python's <c>str(value)</c>: strings as they are, everything else as its repr.</summary>
     public static string Str(object? value) => value is string s ? s : Format(value);
 
-    /// <summary>The Python type name of an unpickled value, e.g. <c>list</c> or <c>mymod.Point object</c>.</summary>
-    public static string TypeName(object? value) => value switch
-    {
-        null => "None",
-        bool => "bool",
-        int or long or BigInteger or byte or sbyte or short or ushort or uint or ulong => "int",
-        double or float => "float",
-        string => "str",
-        byte[] => "bytes",
-        List<object?> => "list",
-        PyTuple => "tuple",
-        IDictionary => "dict",
-        HashSet<object?> => "set",
-        decimal => "decimal.Decimal",
-        Complex => "complex",
-        PyGlobal g => $"global {g}",
-        PyObject { Class: { } cls } => $"{cls} object",
-        PyObject => "object",
-        PickleStub => "PickleStub",
-        Array => "array.array",
-        _ => value.GetType().ToString(),
-    };
-
     private static void Append(StringBuilder sb, object? value, int depth, int maxLength)
     {
         if (sb.Length > maxLength)

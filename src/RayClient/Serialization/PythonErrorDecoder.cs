@@ -40,7 +40,7 @@ internal static class PythonErrorDecoder
             {
                 PyObject obj => FromObject(obj, longestTraceback, 0),
                 string text => new PythonError("unknown", text, longestTraceback, null, null),
-                _ => new PythonError("unknown", $"The error is a Python {PyRepr.TypeName(value)}, not an exception: {PyRepr.Format(value, 500)}", longestTraceback, null, null),
+                _ => new PythonError("unknown", $"The error is a Python {PyTypeName.Of(value)}, not an exception: {PyRepr.Format(value, 500)}", longestTraceback, null, null),
             };
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
