@@ -9,10 +9,14 @@ internal static class CliApp
     /// <summary>The command users type (the .NET tool's <c>ToolCommandName</c>), shown in usage text whatever the host process is called.</summary>
     public const string ToolName = "rayclient";
 
-    public static Command BuildRootCommand(TextWriter output, TextWriter error) => BuildRootCommand(output, error, null, null);
+    public static Command BuildRootCommand(TextWriter output, TextWriter error) => BuildRootCommand(output, error, null);
 
-    /// <summary>The command tree, with the environment the Jobs commands read and their poll interval substituted (tests).</summary>
-    internal static Command BuildRootCommand(TextWriter output, TextWriter error, Func<string, string?>? environment, TimeSpan? pollInterval)
+    /// <summary>
+    /// The command tree, with the Jobs commands' poll interval substituted (tests). The environment
+    /// (RAY_API_SERVER_ADDRESS, RAY_JOB_HEADERS, RAY_AUTH_TOKEN, …) is always the process's own, read
+    /// by the Jobs client as for any user; tests that vary it run the tool as a child process.
+    /// </summary>
+    internal static Command BuildRootCommand(TextWriter output, TextWriter error, TimeSpan? pollInterval)
     {
         // A RootCommand names itself after the host executable (RayClient.Cli under `dotnet run`,
         // testhost in tests); a plain command with the help and version options reads "rayclient" everywhere.
@@ -22,7 +26,7 @@ internal static class CliApp
         };
         root.Subcommands.Add(DemoCommand.Create(output, error));
         root.Subcommands.Add(StartCommand.Create(output, error));
-        root.Subcommands.Add(JobCommand.Create(output, error, environment, pollInterval));
+        root.Subcommands.Add(JobCommand.Create(output, error, pollInterval));
         return root;
     }
 

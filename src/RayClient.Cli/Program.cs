@@ -1,5 +1,3 @@
-using System.CommandLine;
-
 namespace RayClient.Cli;
 
 internal static class Program

@@ -3,7 +3,6 @@ using Google.Protobuf;
 using RayClient.Server.Protocol;
 using RayClient.Server.Storage;
 using RayClient.Server.Workers;
-using RayClient.Session;
 
 namespace RayClient.Server;
 

@@ -1,7 +1,6 @@
 using System.Collections;
 using RayClient.Serialization;
 using RayClient.Server.Storage;
-using RayClient.Session;
 
 namespace RayClient.Server;
 

@@ -1,8 +1,6 @@
 using System.Text.Json.Nodes;
-using Google.Protobuf;
 using RayClient.Server.Jobs;
 using RayClient.Server.Python;
-using RayClient.Server.Scheduling;
 using RayClient.Server.Workers;
 
 namespace RayClient.Server;

@@ -1,15 +1,11 @@
 using System.Collections.Concurrent;
-using System.Text.Json.Nodes;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
-using RayClient.Serialization;
 using RayClient.Server.Engine;
 using RayClient.Server.Logs;
 using RayClient.Server.RuntimeEnv;
-using RayClient.Server.Scheduling;
 using RayClient.Server.Storage;
 using RayClient.Server.Workers;
-using RayClient.Session;
 
 namespace RayClient.Server;
 

@@ -84,7 +84,7 @@ public sealed class PublicSurfaceTests
         // STYLE: "InternalsVisibleTo goes to tests only". A test project is one under tests/ (the
         // unit and functional tests, and the benchmark harness that shares their fuzzer and golden
         // pickles); a shipped assembly (the server, the CLI) must use public API or shared source
-        // (src/Shared), with the one exception listed in KnownNonTestFriends.
+        // (src/Shared), with no exception.
         var assembly = Assembly.Load(assemblyName);
         var testsDir = Path.Combine(RepositoryRoot(), "tests");
 
@@ -92,7 +92,7 @@ public sealed class PublicSurfaceTests
             .Select(a => a.AssemblyName.Split(',')[0].Trim())
             .ToList();
         var notTests = friends
-            .Where(name => !File.Exists(Path.Combine(testsDir, name, $"{name}.csproj")) && !KnownNonTestFriends.Contains((assemblyName, name)))
+            .Where(name => !File.Exists(Path.Combine(testsDir, name, $"{name}.csproj")))
             .ToList();
 
         Assert.Contains("RayClient.Tests", friends);
@@ -107,11 +107,6 @@ public sealed class PublicSurfaceTests
         Assert.DoesNotContain(exported, t => t.Name is "ServerFaults" or "FaultProxy" || t.Namespace == "RayClient.Server.Testing");
         Assert.Null(typeof(LocalRayServer).GetProperty("Faults"));
     }
-
-    // The one grant left to a shipped project: the rayclient tool reads runtime-env YAML through the
-    // client's internal YAML reader (which the move to YamlDotNet replaces), prints jobs with the
-    // internal JSON context and hands the Jobs client a test environment. Remove it with those.
-    private static readonly HashSet<(string Assembly, string Friend)> KnownNonTestFriends = [("RayClient", "RayClient.Cli")];
 
     // The analyzer's name of a type: nested types with '.', generic parameters in angle brackets.
     private static string ApiName(Type type)

@@ -15,13 +15,10 @@ namespace RayClient.Cli.Commands;
 /// </summary>
 internal sealed class JobCli
 {
-    private readonly Func<string, string?> _environment;
-
-    public JobCli(TextWriter output, TextWriter error, Func<string, string?>? environment)
+    public JobCli(TextWriter output, TextWriter error)
     {
         Output = output;
         Error = error;
-        _environment = environment ?? Environment.GetEnvironmentVariable;
         Address = new Option<string?>("--address")
         {
             Description = "Address of the Ray cluster's dashboard (http://<head-node>:8265). Can also be specified using the RAY_API_SERVER_ADDRESS environment variable (falls back to RAY_ADDRESS).",
@@ -78,8 +75,7 @@ internal sealed class JobCli
         var options = new JobSubmissionClientOptions
         {
             Address = parse.GetValue(Address),
-            Headers = ParseHeaders(parse.GetValue(Headers) ?? _environment("RAY_JOB_HEADERS")),
-            GetEnvironmentVariable = _environment,
+            Headers = ParseHeaders(parse.GetValue(Headers) ?? Environment.GetEnvironmentVariable("RAY_JOB_HEADERS")),
             PollInterval = PollInterval,
         };
         var verify = parse.GetValue(Verify) ?? "true";

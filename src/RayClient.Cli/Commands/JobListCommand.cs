@@ -22,7 +22,7 @@ internal static class JobListCommand
             var jobs = await client.ListJobsAsync(cancellationToken).ConfigureAwait(false);
             if (parse.GetValue(format) == "json")
             {
-                await cli.Output.WriteLineAsync(JsonSerializer.Serialize(jobs.ToList(), JobsJsonContext.Default.ListJobDetails)).ConfigureAwait(false);
+                await cli.Output.WriteLineAsync(JsonSerializer.Serialize(jobs.ToList(), CliJsonContext.Default.ListJobDetails)).ConfigureAwait(false);
                 return 0;
             }
 

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using RayClient.Jobs;
 using RayClient.Packaging;
 
@@ -98,10 +97,13 @@ internal static class JobSubmitCommand
         return command;
     }
 
-    /// <summary>Ray's <c>parse_runtime_env_args</c>: a YAML file or JSON, then <c>--working-dir</c> over it.</summary>
+    /// <summary>
+    /// Ray's <c>parse_runtime_env_args</c>: a YAML file (<c>yaml.safe_load</c>) or JSON, validated as a
+    /// runtime env, then <c>--working-dir</c> over it.
+    /// </summary>
     private static async Task<RuntimeEnv?> BuildRuntimeEnvAsync(JobCli cli, string? yamlPath, string? json, string? workingDir)
     {
-        JsonObject? env = null;
+        RuntimeEnv? env = null;
         if (yamlPath is not null)
         {
             if (json is not null)
@@ -109,40 +111,35 @@ internal static class JobSubmitCommand
                 throw new ArgumentException("Only one of --runtime-env and --runtime-env-json can be provided.");
             }
 
-            JsonNode? node;
+            var text = await File.ReadAllTextAsync(yamlPath).ConfigureAwait(false);
             try
             {
-                node = PyYaml.SafeLoad(await File.ReadAllTextAsync(yamlPath).ConfigureAwait(false));
+                env = RuntimeEnv.FromYaml(text);
             }
-            catch (FormatException e)
+            catch (RayRuntimeEnvException e)
             {
                 throw new ArgumentException($"Failed to read the runtime env file '{yamlPath}': {e.Message}", e);
             }
-
-            env = node switch
-            {
-                null => [],
-                JsonObject obj => obj,
-                _ => throw new ArgumentException($"The runtime env file '{yamlPath}' must hold a mapping."),
-            };
         }
         else if (json is not null)
         {
-            env = JobCli.ParseObject(json, "--runtime-env-json", "{\"working_dir\": \".\", \"pip\": [\"requests\"]}");
+            // Checked here first for a message that names the option and shows an example.
+            JobCli.ParseObject(json, "--runtime-env-json", "{\"working_dir\": \".\", \"pip\": [\"requests\"]}");
+            env = RuntimeEnv.FromJson(json);
         }
 
         if (workingDir is not null)
         {
-            env ??= [];
-            if (env.ContainsKey("working_dir"))
+            if (env?.WorkingDir is not null)
             {
                 await cli.Error.WriteLineAsync("warning: Overriding runtime_env working_dir with --working-dir option").ConfigureAwait(false);
             }
 
-            env["working_dir"] = workingDir;
+            // A top-level key of the child replaces the parent's: only working_dir changes.
+            env = RuntimeEnv.Merge(env, new RuntimeEnv { WorkingDir = workingDir });
         }
 
-        return env is null ? null : RuntimeEnv.FromJsonObject(env);
+        return env;
     }
 
     /// <summary>Ray's <c>parse_metadata_json</c>: an object of strings.</summary>

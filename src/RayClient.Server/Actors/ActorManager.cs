@@ -1,12 +1,10 @@
 using System.Collections.Concurrent;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using RayClient.Server.Scheduling;
 using RayClient.Server.Storage;
 using RayClient.Server.Workers;
-using RayClient.Session;
 
 namespace RayClient.Server.Actors;
 

@@ -1,6 +1,5 @@
 using RayClient.Server.Actors;
 using RayClient.Server.Storage;
-using RayClient.Session;
 
 namespace RayClient.Server.Engine;
 

@@ -1,8 +1,6 @@
 using System.Globalization;
 using System.Text;
-using RayClient.Server.Scheduling;
 using RayClient.Server.Workers;
-using RayClient.Session;
 
 namespace RayClient.Server.Engine;
 

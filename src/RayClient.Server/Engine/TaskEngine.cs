@@ -5,7 +5,6 @@ using RayClient.Server.RuntimeEnv;
 using RayClient.Server.Scheduling;
 using RayClient.Server.Storage;
 using RayClient.Server.Workers;
-using RayClient.Session;
 
 namespace RayClient.Server.Engine;
 

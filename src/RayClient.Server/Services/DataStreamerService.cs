@@ -4,10 +4,8 @@ using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using RayClient.Server.Protocol;
-using RayClient.Serialization;
 using RayClient.Server.Scheduling;
 using RayClient.Server.Storage;
-using RayClient.Session;
 
 namespace RayClient.Server.Services;
 

@@ -1,5 +1,3 @@
-using RayClient.Session;
-
 namespace RayClient.Server.Storage;
 
 /// <summary>Ray's internal KV store: byte keys and values per optional namespace (spec §9.4).</summary>

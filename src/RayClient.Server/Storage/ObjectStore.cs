@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Collections.Concurrent;
-using RayClient.Session;
 
 namespace RayClient.Server.Storage;
 

@@ -37,6 +37,35 @@ public sealed partial class RuntimeEnv
         return FromJsonObject(obj);
     }
 
+    /// <summary>
+    /// Reads a runtime env from YAML, as <c>ray job submit --runtime-env env.yaml</c> reads its file:
+    /// PyYAML's <c>yaml.safe_load</c> rules (YAML 1.1, so <c>yes</c>/<c>no</c>/<c>on</c>/<c>off</c>
+    /// are booleans and <c>0755</c> is octal), then the same checks as <see cref="FromJson"/>. An
+    /// empty document is an empty env. Values Ray could not send as JSON either (dates, binary,
+    /// <c>.inf</c>/<c>.nan</c>) are errors rather than silently changed.
+    /// </summary>
+    /// <exception cref="RayRuntimeEnvException">The YAML is malformed or holds a value Ray cannot send (the message has the line and column), is not a mapping, or a field has the wrong type.</exception>
+    public static RuntimeEnv FromYaml(string yaml)
+    {
+        ArgumentNullException.ThrowIfNull(yaml);
+        JsonNode? node;
+        try
+        {
+            node = PyYaml.SafeLoad(yaml);
+        }
+        catch (FormatException e)
+        {
+            throw new RayRuntimeEnvException($"The runtime env is not valid YAML: {e.Message}", e);
+        }
+
+        return node switch
+        {
+            null => FromJsonObject([]),
+            JsonObject obj => FromJsonObject(obj),
+            _ => throw new RayRuntimeEnvException($"The runtime env YAML must hold a mapping, got {RuntimeEnvJson.PyType(node)}."),
+        };
+    }
+
     /// <summary>Writes the env as JSON in Ray's normalised form (pip/uv as dicts, config with defaults, <c>_nsight</c>).</summary>
     public string ToJson() => ToJsonObject().ToJsonString();
 

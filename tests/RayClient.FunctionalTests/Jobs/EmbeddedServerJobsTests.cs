@@ -72,7 +72,7 @@ public sealed partial class EmbeddedServerJobsTests(EmbeddedJobsFixture fixture)
         string[] withAddress = args.Contains("--")
             ? [.. args.TakeWhile(a => a != "--"), "--address", Address, .. args.SkipWhile(a => a != "--")]
             : [.. args, "--address", Address];
-        var exit = await CliApp.BuildRootCommand(output, error, _ => null, TimeSpan.FromMilliseconds(50))
+        var exit = await CliApp.BuildRootCommand(output, error, TimeSpan.FromMilliseconds(50))
             .Parse(withAddress).InvokeAsync().WaitAsync(s_wait);
         return (exit, output.ToString(), error.ToString());
     }

@@ -34,7 +34,7 @@ public sealed partial class JobCliTests : IAsyncLifetime
         using var output = new StringWriter();
         using var error = new StringWriter();
         string[] withAddress = args.Contains("--") ? [.. args.TakeWhile(a => a != "--"), "--address", _server.BaseAddress, .. args.SkipWhile(a => a != "--")] : [.. args, "--address", _server.BaseAddress];
-        var exit = await CliApp.BuildRootCommand(output, error, _ => null, TimeSpan.FromMilliseconds(100))
+        var exit = await CliApp.BuildRootCommand(output, error, TimeSpan.FromMilliseconds(100))
             .Parse(withAddress).InvokeAsync().WaitAsync(TimeSpan.FromSeconds(60));
         return (exit, output.ToString(), error.ToString());
     }
@@ -179,7 +179,7 @@ public sealed partial class JobCliTests : IAsyncLifetime
 
         Assert.Equal(1, result.Exit);
         Assert.Single(result.Error.Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries));
-        Assert.StartsWith($"error: Failed to read the runtime env file '{yaml}': line 2, column 10: '2024-01-02' is a YAML 1.1 timestamp", result.Error);
+        Assert.StartsWith($"error: Failed to read the runtime env file '{yaml}': The runtime env is not valid YAML: line 2, column 10: '2024-01-02' is a YAML 1.1 timestamp", result.Error);
         Assert.DoesNotContain(_server.Requests, r => r.Method == "POST");
     }
 
@@ -191,7 +191,7 @@ public sealed partial class JobCliTests : IAsyncLifetime
         using var output = new StringWriter();
         using var error = new StringWriter();
 
-        var exit = await CliApp.BuildRootCommand(output, error, _ => null, null).Parse(["job", "list", "--address", address]).InvokeAsync();
+        var exit = await CliApp.BuildRootCommand(output, error, null).Parse(["job", "list", "--address", address]).InvokeAsync();
 
         Assert.Equal(1, exit);
         Assert.StartsWith("error: ", error.ToString());
@@ -207,19 +207,99 @@ public sealed partial class JobCliTests : IAsyncLifetime
         Assert.StartsWith("error: Failed to parse --headers as JSON", result.Error);
     }
 
+    /// <summary>
+    /// Runs the tool as its own process with these environment variables set for real (the tool
+    /// and its Jobs client read the process environment, as for any user); the Ray variables of
+    /// this machine are removed first.
+    /// </summary>
+    private static async Task<(int Exit, string Output, string Error)> RunProcessAsync(Dictionary<string, string> environment, params string[] args)
+    {
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "RayClient.Cli.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        foreach (var name in TestEnvironment.RayVariables)
+        {
+            start.Environment.Remove(name);
+        }
+
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+
+        return (process.ExitCode, await output, await error);
+    }
+
     [Fact]
     public async Task Commands_HeadersFromRayJobHeaders_AreSent()
     {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        var env = new Dictionary<string, string> { ["RAY_JOB_HEADERS"] = """{"X-Team": "ml"}""" };
+        var result = await RunProcessAsync(
+            new() { ["RAY_JOB_HEADERS"] = """{"X-Team": "ml"}""" },
+            "job", "list", "--format", "json", "--address", _server.BaseAddress);
 
-        var exit = await CliApp.BuildRootCommand(output, error, name => env.GetValueOrDefault(name), null)
-            .Parse(["job", "list", "--format", "json", "--address", _server.BaseAddress]).InvokeAsync();
-
-        Assert.True(exit == 0, error.ToString());
-        Assert.Contains("[]", output.ToString());
+        Assert.True(result.Exit == 0, result.Error);
+        Assert.Contains("[]", result.Output);
+        Assert.NotEmpty(_server.Requests);
         Assert.All(_server.Requests, r => Assert.Equal("ml", r.Headers["X-Team"]));
+    }
+
+    [Fact]
+    public async Task Commands_RayApiServerAddressInTheEnvironment_OverridesTheFlagAsInRay()
+    {
+        // Ray's get_address_for_submission_client: RAY_API_SERVER_ADDRESS wins over --address. The
+        // Jobs client reads it from the tool's real environment (no test hook in between).
+        var result = await RunProcessAsync(
+            new() { ["RAY_API_SERVER_ADDRESS"] = _server.BaseAddress },
+            "job", "list", "--address", "http://127.0.0.1:1");
+
+        Assert.True(result.Exit == 0, result.Error);
+        Assert.StartsWith($"Job submission server address: {_server.BaseAddress.TrimEnd('/')}", result.Output);
+        Assert.Contains(_server.Requests, r => r.Method == "GET" && r.Path.StartsWith("/api/jobs", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task List_FormatJson_PrintsTheJobsAsTheRestApiNamesThem()
+    {
+        await using var client = new JobSubmissionClient(_server.BaseAddress);
+        var id = await client.SubmitJobAsync(new JobSubmission("echo listed") { Metadata = new Dictionary<string, string> { ["owner"] = "cli" } });
+        Assert.Equal(JobStatus.Succeeded, (await client.WaitUntilStatusAsync(id, timeout: TimeSpan.FromSeconds(60))).Status);
+
+        var result = await RunAsync("job", "list", "--format", "json");
+
+        Assert.True(result.Exit == 0, result.Error);
+        var json = result.Output[result.Output.IndexOf('[', StringComparison.Ordinal)..];
+        var jobs = System.Text.Json.Nodes.JsonNode.Parse(json)!.AsArray();
+        var job = Assert.Single(jobs, j => (string?)j!["submission_id"] == id)!.AsObject();
+        Assert.Equal("SUBMISSION", (string?)job["type"]);
+        Assert.Equal("SUCCEEDED", (string?)job["status"]);
+        Assert.Equal("echo listed", (string?)job["entrypoint"]);
+        Assert.Equal("cli", (string?)job["metadata"]!["owner"]);
+        Assert.True(job["start_time"]!.GetValue<long>() > 0);
+        Assert.DoesNotContain(job, p => p.Value is null); // nulls left out, as the REST API's JSON
     }
 
     [Fact]

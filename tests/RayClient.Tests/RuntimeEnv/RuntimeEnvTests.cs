@@ -96,6 +96,57 @@ public sealed class RuntimeEnvTests
     }
 
     [Fact]
+    public void FromYaml_RayCliFile_ReadsAsYamlSafeLoadThenFromJson()
+    {
+        // What `ray job submit --runtime-env env.yaml` reads: yaml.safe_load (YAML 1.1 scalars), then the
+        // dict is validated as --runtime-env-json's would be.
+        const string yaml = """
+            working_dir: ./src
+            pip:
+              - requests==2.31.0
+            env_vars:
+              MODE: prod
+              PORT: "8080"
+            config:
+              setup_timeout_seconds: 0x1e   # PyYAML: an int (30)
+              eager_install: off            # PyYAML: a bool
+            my_plugin: {level: 3, enabled: yes}
+            """;
+
+        var env = RuntimeEnv.FromYaml(yaml);
+
+        Assert.Equal(
+            RuntimeEnv.FromJson("""
+                {"working_dir": "./src", "pip": ["requests==2.31.0"], "env_vars": {"MODE": "prod", "PORT": "8080"},
+                 "config": {"setup_timeout_seconds": 30, "eager_install": false}, "my_plugin": {"level": 3, "enabled": true}}
+                """).ToJson(),
+            env.ToJson());
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("# only a comment\n")]
+    [InlineData("~\n")]
+    public void FromYaml_EmptyDocument_IsAnEmptyEnv(string yaml)
+    {
+        Assert.True(RuntimeEnv.FromYaml(yaml).IsEmpty);
+    }
+
+    [Theory]
+    [InlineData("env_vars:\n  SINCE: 2024-01-02\n", "line 2, column 10: '2024-01-02' is a YAML 1.1 timestamp")]
+    [InlineData("env_vars: [1, 2\nworking_dir: .\n", "not valid YAML: line ")]
+    [InlineData("- a\n- b\n", "must hold a mapping, got list")]
+    [InlineData("just a string\n", "must hold a mapping, got str")]
+    [InlineData("env_vars:\n  A: 1\n", "env_vars")]
+    [InlineData("working_dir: 3\n", "working_dir")]
+    public void FromYaml_BadInput_ThrowsRayRuntimeEnvExceptionSayingWhere(string yaml, string expected)
+    {
+        var e = Assert.Throws<RayRuntimeEnvException>(() => RuntimeEnv.FromYaml(yaml));
+
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Validate_PipAndConda_ThrowsNamingBothFields()
     {
         var env = new RuntimeEnv { Pip = RuntimeEnvPip.FromPackages("requests"), Conda = RuntimeEnvConda.FromEnvName("base") };
