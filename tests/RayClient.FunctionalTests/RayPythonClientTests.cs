@@ -168,8 +168,43 @@ public sealed class RayPythonClientTests(ServerFixture fixture)
         Assert.True(terminated.Ok);
         var error = await client.GetErrorAsync(await client.CallAsync(actorId, "incr", pickles["no_args"]));
         Assert.Equal("ActorDiedError", error.TypeName.Split('.')[^1]);
-        var listedAfter = await client.Driver.ListNamedActorsAsync(new ClientListNamedActorsRequest { AllNamespaces = false }, client.Options());
-        Assert.Equal("[]", listedAfter.ActorsJson);
+        // Its name is freed once its process is gone (as on Ray, a little after ray.kill returns).
+        await Eventually.TrueAsync(
+            async () => (await client.Driver.ListNamedActorsAsync(new ClientListNamedActorsRequest { AllNamespaces = false }, client.Options())).ActorsJson == "[]",
+            "the killed actor is no longer listed");
+    }
+
+    [Fact]
+    public async Task UnaryTerminate_TaskObject_CancelsTheRunningTask()
+    {
+        var uri = $"gcs://_ray_pkg_{Guid.NewGuid():N}.zip";
+        var pickles = MakePickles(uri);
+        await using var client = RawClient.Open(fixture.Server.Port);
+        await client.Driver.KVPutAsync(new KVPutRequest { Key = ByteString.CopyFromUtf8(uri), Value = ByteString.CopyFrom(ZipModule()) }, client.Options());
+        var init = await client.SendAsync(new DataRequest { Init = new InitRequest { JobConfig = ByteString.CopyFrom(pickles["job_config"]), RayInitKwargs = "{}" } });
+        Assert.True(init.Init.Ok, init.Init.Msg);
+        var sleep = await client.PutAsync(pickles["sleep"]);
+        var ticket = (await client.SendAsync(new DataRequest { Task = new ClientTask
+        {
+            Type = ClientTask.Types.RemoteExecType.Function,
+            Name = "sleep",
+            PayloadId = sleep,
+            Options = new TaskOptions { PickledOptions = ByteString.CopyFrom(pickles["options"]) },
+            Data = ByteString.CopyFrom(pickles["sleep_args"]),
+            ChunkId = 0,
+            TotalChunks = 1,
+        } })).TaskTicket;
+        Assert.True(ticket.Valid, Describe(ticket.Error));
+
+        var cancelled = await client.Driver.TerminateAsync(new TerminateRequest
+        {
+            ClientId = client.ClientId,
+            TaskObject = new TerminateRequest.Types.TaskObjectTerminate { Id = Assert.Single(ticket.ReturnIds), Force = true, Recursive = true },
+        }, client.Options());
+
+        Assert.True(cancelled.Ok);
+        var error = await client.GetErrorAsync(ticket.ReturnIds[0]); // well before the task's 600 s
+        Assert.Equal("TaskCancelledError", error.TypeName.Split('.')[^1]);
     }
 
     [Fact]
@@ -232,6 +267,7 @@ public sealed class RayPythonClientTests(ServerFixture fixture)
     {
         var output = PythonRunner.Run(RayPythonClient.Script + $$"""
 
+            import time
             _mod = _module("pyclient_mod")
             def describe(from_ref, plain, scale=1):
                 pass
@@ -261,6 +297,8 @@ public sealed class RayPythonClientTests(ServerFixture fixture)
                 "actor_class": pickle.dumps(Counter, protocol=5),
                 "actor_options": pickle.dumps({"name": "{{actorName}}", "max_restarts": 0}),
                 "no_args": dumps_from_client(((), {}), client_id),
+                "sleep": pickle.dumps(time.sleep, protocol=5),
+                "sleep_args": dumps_from_client(((600,), {}), client_id),
             }
             print(json.dumps({k: b64(v) for k, v in out.items()}))
             """);
