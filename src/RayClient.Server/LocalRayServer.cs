@@ -93,37 +93,105 @@ public sealed class LocalRayServer : IAsyncDisposable
     internal ServerSecurity Security { get; private init; } = null!;
 
     /// <summary>Starts a server; with the default options it listens on a free loopback port.</summary>
+    /// <exception cref="LocalRayServerListenException">The Ray client port or the Jobs API port cannot be listened on (e.g. another process has it).</exception>
     public static async Task<LocalRayServer> StartAsync(LocalRayServerOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new LocalRayServerOptions();
         options.Validate();
         var listenAddress = await options.ResolveListenAddressAsync(cancellationToken).ConfigureAwait(false);
         var security = ServerSecurity.Resolve(options, listenAddress);
-        WorkDirectory workDirectory;
-        if (options.WorkDirectory is { } chosen)
-        {
-            workDirectory = WorkDirectory.Borrowed(chosen);
-        }
-        else
-        {
-            // Directories of servers that were killed (SIGKILL, a crash) go first.
-            WorkDirectory.SweepStale(WorkDirectory.Root);
-            workDirectory = WorkDirectory.CreateOwned(WorkDirectory.Root);
-        }
 
-        var loggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
-        ServerState state;
+        // Everything started so far; a failure anywhere below stops and deletes all of it, so a
+        // server that does not start leaves no listener, worker, work directory or certificate.
+        WorkDirectory? workDirectory = null;
+        ServerState? state = null;
+        WebApplication? app = null;
+        Jobs.JobManager? jobs = null;
         try
         {
+            if (options.WorkDirectory is { } chosen)
+            {
+                workDirectory = WorkDirectory.Borrowed(chosen);
+            }
+            else
+            {
+                // Directories of servers that were killed (SIGKILL, a crash) go first.
+                var root = options.WorkDirectoryRoot ?? WorkDirectory.Root;
+                WorkDirectory.SweepStale(root);
+                workDirectory = WorkDirectory.CreateOwned(root);
+            }
+
+            var loggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
             state = new ServerState(options, workDirectory.Path, loggerFactory.CreateLogger("RayClient.Server"));
+            var faults = new ServerFaults();
+            app = BuildApp(options, listenAddress, security, state, faults);
+            try
+            {
+                await app.StartAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (IOException ex)
+            {
+                throw LocalRayServerListenException.For("Ray clients", "LocalRayServerOptions.Port, rayclient start --port", listenAddress, options.Port, ex);
+            }
+
+            var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
+            var port = new Uri(addresses.First()).Port;
+            // Job drivers connect back here: a wildcard bind is reached through loopback.
+            var clientHost = listenAddress.Equals(IPAddress.Any) ? IPAddress.Loopback : listenAddress.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback : listenAddress;
+            var host = clientHost.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{clientHost}]" : clientHost.ToString();
+            state.ClientAddress = $"ray://{host}:{port}";
+            jobs = new Jobs.JobManager(state, options.DataDirectory ?? Path.Combine(workDirectory.Path, "data"), loggerFactory.CreateLogger("RayClient.Server.Jobs"));
+            var jobsApi = await Jobs.JobsApi.StartAsync(state, jobs, listenAddress, security, options.DashboardPort, options.LoggerFactory, cancellationToken).ConfigureAwait(false);
+            jobs.DashboardAddress = $"http://{host}:{jobsApi.Port}";
+            return new LocalRayServer(app, state, faults, workDirectory, port, listenAddress.ToString(), jobs, jobsApi)
+            {
+                ListenAddress = listenAddress,
+                UsesTls = security.Certificate is not null,
+                RequiresToken = security.RequiresToken,
+                Security = security,
+            };
         }
         catch
         {
-            workDirectory.Dispose();
-            security.Dispose();
+            await CleanUpFailedStartAsync(jobs, app, state, security, workDirectory).ConfigureAwait(false);
             throw;
         }
+    }
 
+    /// <summary>Undoes a start that failed, in <see cref="DisposeAsync"/>'s order; the start's error is what the caller sees.</summary>
+    private static async Task CleanUpFailedStartAsync(Jobs.JobManager? jobs, WebApplication? app, ServerState? state, ServerSecurity security, WorkDirectory? workDirectory)
+    {
+        state?.BeginStop();
+        if (jobs is not null)
+        {
+            await jobs.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (app is not null)
+        {
+            try
+            {
+                using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                await app.StopAsync(stop.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            await app.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (state is not null)
+        {
+            await state.DisposeAsync().ConfigureAwait(false);
+        }
+
+        security.Dispose();
+        workDirectory?.Dispose();
+    }
+
+    private static WebApplication BuildApp(LocalRayServerOptions options, IPAddress listenAddress, ServerSecurity security, ServerState state, ServerFaults faults)
+    {
         // The empty builder: no appsettings files (and no file watchers on the working directory).
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
         builder.WebHost.UseKestrelCore();
@@ -139,7 +207,6 @@ public sealed class LocalRayServer : IAsyncDisposable
 
         builder.Services.AddSingleton(state);
         builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>, BoundedMemoryPoolFactory>();
-        var faults = new ServerFaults();
         builder.Services.AddSingleton(faults);
         builder.Services.AddSingleton<Grpc.AspNetCore.Server.Model.IServiceMethodProvider<DataStreamerService>, DatapathMethodProvider>();
         builder.Services.AddGrpc(o =>
@@ -181,50 +248,7 @@ public sealed class LocalRayServer : IAsyncDisposable
         app.MapGrpcService<DriverService>();
         app.MapGrpcService<DataStreamerService>();
         app.MapGrpcService<LogStreamerService>();
-        try
-        {
-            await app.StartAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            await state.DisposeAsync().ConfigureAwait(false);
-            workDirectory.Dispose();
-            security.Dispose();
-            throw;
-        }
-
-        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
-        var port = new Uri(addresses.First()).Port;
-        // Job drivers connect back here: a wildcard bind is reached through loopback.
-        var clientHost = listenAddress.Equals(IPAddress.Any) ? IPAddress.Loopback : listenAddress.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback : listenAddress;
-        var host = clientHost.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{clientHost}]" : clientHost.ToString();
-        state.ClientAddress = $"ray://{host}:{port}";
-        Jobs.JobManager? jobs = null;
-        try
-        {
-            jobs = new Jobs.JobManager(state, options.DataDirectory ?? Path.Combine(workDirectory.Path, "data"), loggerFactory.CreateLogger("RayClient.Server.Jobs"));
-            var jobsApi = await Jobs.JobsApi.StartAsync(state, jobs, listenAddress, security, options.DashboardPort, options.LoggerFactory, cancellationToken).ConfigureAwait(false);
-            jobs.DashboardAddress = $"http://{host}:{jobsApi.Port}";
-            return new LocalRayServer(app, state, faults, workDirectory, port, listenAddress.ToString(), jobs, jobsApi)
-            {
-                ListenAddress = listenAddress,
-                UsesTls = security.Certificate is not null,
-                RequiresToken = security.RequiresToken,
-                Security = security,
-            };
-        }
-        catch
-        {
-            if (jobs is not null)
-            {
-                await jobs.DisposeAsync().ConfigureAwait(false);
-            }
-
-            await app.DisposeAsync().ConfigureAwait(false);
-            await state.DisposeAsync().ConfigureAwait(false);
-            security.Dispose();
-            throw;
-        }
+        return app;
     }
 
     /// <summary>

@@ -153,6 +153,9 @@ public sealed class LocalRayServerOptions
     /// <summary>Clock. Default: <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
+    /// <summary>Where the server creates (and sweeps) its own work directories when <see cref="WorkDirectory"/> is not set: tests give each server a root of its own. Default: <c>{temp}/rayclient-server</c>.</summary>
+    internal string? WorkDirectoryRoot { get; set; }
+
     /// <summary>The Ray version ConnectionInfo reports (tests use it to exercise version checks).</summary>
     internal string ReportedRayVersion { get; set; } = ServerState.EmulatedRayVersion;
 

@@ -57,6 +57,20 @@ public sealed class CliTests
         AssertOneErrorLine(error, advice);
     }
 
+    [Fact]
+    public async Task Start_DashboardPortTaken_PrintsOneErrorLineNamingThePortAndExits1()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+
+        var (exit, _, error) = await RunAsync("start", "--port", "0", "--dashboard-port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--num-cpus", "1");
+
+        Assert.Equal(1, exit);
+        AssertOneErrorLine(error, $"127.0.0.1:{port}");
+        Assert.Contains("--dashboard-port", error, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(new[] { "start", "--port=abc" }, "--port")] // a value of the wrong type
     [InlineData(new[] { "start", "--max-kv-value-size=12X" }, "is not a size")] // a value the option's parser refuses

@@ -3,6 +3,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using RayClient.FunctionalTests.Infrastructure;
+using RayClient.Server;
 
 namespace RayClient.FunctionalTests;
 
@@ -15,7 +16,10 @@ public sealed class JobsDriverTests(JobsServerFixture fixture) : IClassFixture<J
     private JobsHttp Http => fixture.Http;
 
     /// <summary>Uploads a directory holding <paramref name="files"/> as a working_dir package; returns its URI.</summary>
-    private async Task<string> UploadWorkingDirAsync(params (string Name, string Text)[] files)
+    private Task<string> UploadWorkingDirAsync(params (string Name, string Text)[] files) => UploadWorkingDirAsync(Http, files);
+
+    /// <summary>Uploads a directory holding <paramref name="files"/> as a working_dir package of the server behind <paramref name="http"/>; returns its URI.</summary>
+    private static async Task<string> UploadWorkingDirAsync(JobsHttp http, params (string Name, string Text)[] files)
     {
         using var zip = new MemoryStream();
         using (var archive = new ZipArchive(zip, ZipArchiveMode.Create, leaveOpen: true))
@@ -30,9 +34,9 @@ public sealed class JobsDriverTests(JobsServerFixture fixture) : IClassFixture<J
 
         var bytes = zip.ToArray();
         var name = $"_ray_pkg_{Convert.ToHexStringLower(SHA1.HashData(bytes))[..16]}.zip";
-        using var http = new HttpClient();
+        using var client = new HttpClient();
         using var content = new ByteArrayContent(bytes);
-        using var response = await http.PutAsync($"{Http.BaseAddress}/api/packages/gcs/{name}", content);
+        using var response = await client.PutAsync($"{http.BaseAddress}/api/packages/gcs/{name}", content);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         return $"gcs://{name}";
     }
@@ -193,5 +197,36 @@ public sealed class JobsDriverTests(JobsServerFixture fixture) : IClassFixture<J
 
         Assert.NotEqual(0, process.ExitCode);
         Assert.Contains("ConnectionError: This is the ray module of the RayClient embedded server: it works inside a job", stderr);
+    }
+
+    [Fact]
+    public async Task PythonDriver_PutBeyondTheObjectStore_RaisesObjectStoreFullError_AndKeepsWhatIsStored()
+    {
+        const string script = """
+            import ray
+
+            ray.init()
+            kept = ray.put(b"a" * (3 * 1024 * 1024))
+            try:
+                ray.put(b"b" * (8 * 1024 * 1024))
+            except ray.exceptions.ObjectStoreFullError as e:
+                print("full:", type(e).__module__, type(e).__name__, isinstance(e, ray.exceptions.RayError), "ObjectStoreMemory" in str(e))
+                print("kept:", len(ray.get(kept)))
+                raise SystemExit(3)
+            print("the put went through")
+            """;
+        await using var server = await LocalRayServer.StartAsync(new LocalRayServerOptions { NumCpus = 1, ObjectStoreMemory = 10 * 1024 * 1024 });
+        using var http = new JobsHttp(server.DashboardAddress);
+        var workingDir = await UploadWorkingDirAsync(http, ("full.py", script));
+
+        var id = await http.SubmitAsync(new JsonObject { ["entrypoint"] = "python full.py", ["runtime_env"] = new JsonObject { ["working_dir"] = workingDir } });
+        var (messages, _) = await http.TailAsync(id);
+        var job = await http.GetJobAsync(id);
+        var logs = string.Concat(messages);
+
+        Assert.Contains("full: ray.exceptions ObjectStoreFullError True True\n", logs);
+        Assert.Contains("kept: 3145728\n", logs);
+        Assert.True((string?)job["status"] == "FAILED", logs);
+        Assert.Contains("exit code 3", (string?)job["message"], StringComparison.Ordinal);
     }
 }

@@ -26,6 +26,14 @@ public sealed class RayPythonClientTests(ServerFixture fixture)
 
         def describe(from_ref, plain, scale=1):
             return [os.environ.get("GREETING"), VALUE, from_ref, plain * scale]
+
+        class Counter:
+            def __init__(self):
+                self.n = 0
+
+            def incr(self):
+                self.n += 1
+                return self.n
         """;
 
     /// <summary>Stands for the object id of the put (28 bytes, as Ray's ids); replaced once the server has named it.</summary>
@@ -107,6 +115,129 @@ public sealed class RayPythonClientTests(ServerFixture fixture)
         Assert.Contains("DataRequest", error.Status.Detail, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task UnaryListNamedActorsAndTerminate_NamedActorFromTheDatapath_IsListedAndReallyKilled()
+    {
+        var uri = $"gcs://_ray_pkg_{Guid.NewGuid():N}.zip";
+        var rayNamespace = $"unary-{Guid.NewGuid():N}";
+        var actorName = $"counter-{Guid.NewGuid():N}";
+        var pickles = MakePickles(uri, rayNamespace, actorName);
+        await using var client = RawClient.Open(fixture.Server.Port);
+        await client.Driver.KVPutAsync(new KVPutRequest { Key = ByteString.CopyFromUtf8(uri), Value = ByteString.CopyFrom(ZipModule()) }, client.Options());
+        var init = await client.SendAsync(new DataRequest { Init = new InitRequest { JobConfig = ByteString.CopyFrom(pickles["job_config"]), RayInitKwargs = "{}" } });
+        Assert.True(init.Init.Ok, init.Init.Msg);
+
+        // A named actor created over the Datapath, as Ray's client creates one.
+        var cls = await client.PutAsync(pickles["actor_class"]);
+        var created = (await client.SendAsync(new DataRequest { Task = new ClientTask
+        {
+            Type = ClientTask.Types.RemoteExecType.Actor,
+            Name = "Counter",
+            PayloadId = cls,
+            Options = new TaskOptions { PickledOptions = ByteString.CopyFrom(pickles["actor_options"]) },
+            Data = ByteString.CopyFrom(pickles["no_args"]),
+            ChunkId = 0,
+            TotalChunks = 1,
+        } })).TaskTicket;
+        Assert.True(created.Valid, Describe(created.Error));
+        var actorId = Assert.Single(created.ReturnIds);
+        Assert.Equal(1L, Convert.ToInt64(await client.GetValueAsync(await client.CallAsync(actorId, "incr", pickles["no_args"])), System.Globalization.CultureInfo.InvariantCulture));
+
+        // The unary ListNamedActors answers what the Datapath's does: names in the job's namespace,
+        // {"name", "namespace"} objects across namespaces.
+        var unaryOwn = await client.Driver.ListNamedActorsAsync(new ClientListNamedActorsRequest { AllNamespaces = false }, client.Options());
+        var unaryAll = await client.Driver.ListNamedActorsAsync(new ClientListNamedActorsRequest { AllNamespaces = true }, client.Options());
+        var streamOwn = (await client.SendAsync(new DataRequest { ListNamedActors = new ClientListNamedActorsRequest { AllNamespaces = false } })).ListNamedActors;
+        var streamAll = (await client.SendAsync(new DataRequest { ListNamedActors = new ClientListNamedActorsRequest { AllNamespaces = true } })).ListNamedActors;
+        using (var own = JsonDocument.Parse(unaryOwn.ActorsJson))
+        {
+            Assert.Equal([actorName], own.RootElement.EnumerateArray().Select(e => e.GetString()));
+        }
+
+        Assert.Equal(streamOwn.ActorsJson, unaryOwn.ActorsJson);
+        using (var all = JsonDocument.Parse(unaryAll.ActorsJson))
+        {
+            Assert.Contains(all.RootElement.EnumerateArray(), e => e.GetProperty("name").GetString() == actorName && e.GetProperty("namespace").GetString() == rayNamespace);
+        }
+
+        Assert.Equal(streamAll.ActorsJson, unaryAll.ActorsJson);
+
+        // The unary Terminate really kills it: a later call fails with the actor-died error.
+        var terminated = await client.Driver.TerminateAsync(
+            new TerminateRequest { ClientId = client.ClientId, Actor = new TerminateRequest.Types.ActorTerminate { Id = actorId, NoRestart = true } }, client.Options());
+        Assert.True(terminated.Ok);
+        var error = await client.GetErrorAsync(await client.CallAsync(actorId, "incr", pickles["no_args"]));
+        Assert.Equal("ActorDiedError", error.TypeName.Split('.')[^1]);
+        // Its name is freed once its process is gone (as on Ray, a little after ray.kill returns).
+        await Eventually.TrueAsync(
+            async () => (await client.Driver.ListNamedActorsAsync(new ClientListNamedActorsRequest { AllNamespaces = false }, client.Options())).ActorsJson == "[]",
+            "the killed actor is no longer listed");
+    }
+
+    [Fact]
+    public async Task UnaryTerminate_TaskObject_CancelsTheRunningTask()
+    {
+        var uri = $"gcs://_ray_pkg_{Guid.NewGuid():N}.zip";
+        var pickles = MakePickles(uri);
+        await using var client = RawClient.Open(fixture.Server.Port);
+        await client.Driver.KVPutAsync(new KVPutRequest { Key = ByteString.CopyFromUtf8(uri), Value = ByteString.CopyFrom(ZipModule()) }, client.Options());
+        var init = await client.SendAsync(new DataRequest { Init = new InitRequest { JobConfig = ByteString.CopyFrom(pickles["job_config"]), RayInitKwargs = "{}" } });
+        Assert.True(init.Init.Ok, init.Init.Msg);
+        var sleep = await client.PutAsync(pickles["sleep"]);
+        var ticket = (await client.SendAsync(new DataRequest { Task = new ClientTask
+        {
+            Type = ClientTask.Types.RemoteExecType.Function,
+            Name = "sleep",
+            PayloadId = sleep,
+            Options = new TaskOptions { PickledOptions = ByteString.CopyFrom(pickles["options"]) },
+            Data = ByteString.CopyFrom(pickles["sleep_args"]),
+            ChunkId = 0,
+            TotalChunks = 1,
+        } })).TaskTicket;
+        Assert.True(ticket.Valid, Describe(ticket.Error));
+
+        var cancelled = await client.Driver.TerminateAsync(new TerminateRequest
+        {
+            ClientId = client.ClientId,
+            TaskObject = new TerminateRequest.Types.TaskObjectTerminate { Id = Assert.Single(ticket.ReturnIds), Force = true, Recursive = true },
+        }, client.Options());
+
+        Assert.True(cancelled.Ok);
+        var error = await client.GetErrorAsync(ticket.ReturnIds[0]); // well before the task's 600 s
+        Assert.Equal("TaskCancelledError", error.TypeName.Split('.')[^1]);
+    }
+
+    [Fact]
+    public async Task UnaryTerminate_UnknownIdsOrNoClientId_FailAsRaysServerDoes()
+    {
+        var uri = $"gcs://_ray_pkg_{Guid.NewGuid():N}.zip";
+        var pickles = MakePickles(uri);
+        await using var client = RawClient.Open(fixture.Server.Port);
+        await client.Driver.KVPutAsync(new KVPutRequest { Key = ByteString.CopyFromUtf8(uri), Value = ByteString.CopyFrom(ZipModule()) }, client.Options());
+        var init = await client.SendAsync(new DataRequest { Init = new InitRequest { JobConfig = ByteString.CopyFrom(pickles["job_config"]), RayInitKwargs = "{}" } });
+        Assert.True(init.Init.Ok, init.Init.Msg);
+        var unknown = ByteString.CopyFrom(new byte[16]);
+
+        // server.py: a KeyError from its tables, returned through the context as ABORTED + base64 pickle.
+        var actor = await Assert.ThrowsAsync<RpcException>(async () => await client.Driver.TerminateAsync(
+            new TerminateRequest { ClientId = client.ClientId, Actor = new TerminateRequest.Types.ActorTerminate { Id = unknown, NoRestart = true } }, client.Options()));
+        var task = await Assert.ThrowsAsync<RpcException>(async () => await client.Driver.TerminateAsync(
+            new TerminateRequest { ClientId = client.ClientId, TaskObject = new TerminateRequest.Types.TaskObjectTerminate { Id = ByteString.CopyFrom(new byte[28]), Force = true, Recursive = true } }, client.Options()));
+        // The proxier routes by the client_id metadata: none (or an unknown one) → NOT_FOUND.
+        var anonymous = await Assert.ThrowsAsync<RpcException>(async () => await client.Driver.TerminateAsync(
+            new TerminateRequest { Actor = new TerminateRequest.Types.ActorTerminate { Id = unknown } }));
+        var anonymousList = await Assert.ThrowsAsync<RpcException>(async () => await client.Driver.ListNamedActorsAsync(new ClientListNamedActorsRequest()));
+
+        foreach (var aborted in new[] { actor, task })
+        {
+            Assert.Equal(StatusCode.Aborted, aborted.StatusCode);
+            Assert.Equal("KeyError", PythonErrorDecoder.Decode(Convert.FromBase64String(aborted.Status.Detail)).TypeName.Split('.')[^1]);
+        }
+
+        Assert.Equal(StatusCode.NotFound, anonymous.StatusCode);
+        Assert.Equal(StatusCode.NotFound, anonymousList.StatusCode);
+    }
+
     /// <summary>The args pickle names the put object through the placeholder id; swap in the real id (same length).</summary>
     private static byte[] WithRef(byte[] args, ByteString id)
     {
@@ -132,22 +263,27 @@ public sealed class RayPythonClientTests(ServerFixture fixture)
         return buffer.ToArray();
     }
 
-    private static Dictionary<string, byte[]> MakePickles(string uri)
+    private static Dictionary<string, byte[]> MakePickles(string uri, string? rayNamespace = null, string actorName = "counter")
     {
         var output = PythonRunner.Run(RayPythonClient.Script + $$"""
 
+            import time
             _mod = _module("pyclient_mod")
             def describe(from_ref, plain, scale=1):
                 pass
             describe.__module__ = "pyclient_mod"
             _mod.describe = describe
+            class Counter:
+                pass
+            Counter.__module__ = "pyclient_mod"
+            _mod.Counter = Counter
 
             client_id = "{{Guid.NewGuid():N}}"
             env = RuntimeEnv(working_dir="{{uri}}", env_vars={"GREETING": "hello from a RuntimeEnv"},
                              config=RuntimeEnvConfig(setup_timeout_seconds=60))
             out = {
                 # worker.py _server_init: pickle.dumps(job_config), the default protocol.
-                "job_config": dumps_job_config(ray_job_config("2.30", env), pickle.DEFAULT_PROTOCOL),
+                "job_config": dumps_job_config(ray_job_config("2.30", env, {{(rayNamespace is null ? "None" : $"\"{rayNamespace}\"")}}), pickle.DEFAULT_PROTOCOL),
                 # A function of an importable module: cloudpickle pickles it by reference.
                 "function": pickle.dumps(describe, protocol=5),
                 "value": dumps_from_client("value from a put", client_id),
@@ -157,6 +293,12 @@ public sealed class RayPythonClientTests(ServerFixture fixture)
                 "options": pickle.dumps({"num_cpus": 1, "max_retries": 0}),
                 "options_list": pickle.dumps(["num_cpus", 1]),
                 "options_huge": pickle.dumps({"num_returns": 2 ** 100}),
+                # An actor class of an importable module (by reference), and its options.
+                "actor_class": pickle.dumps(Counter, protocol=5),
+                "actor_options": pickle.dumps({"name": "{{actorName}}", "max_restarts": 0}),
+                "no_args": dumps_from_client(((), {}), client_id),
+                "sleep": pickle.dumps(time.sleep, protocol=5),
+                "sleep_args": dumps_from_client(((600,), {}), client_id),
             }
             print(json.dumps({k: b64(v) for k, v in out.items()}))
             """);
@@ -176,12 +318,15 @@ public sealed class RayPythonClientTests(ServerFixture fixture)
         private RawClient(int port)
         {
             _channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
-            _metadata = new Metadata { { "client_id", Guid.NewGuid().ToString("N") } };
+            ClientId = Guid.NewGuid().ToString("N");
+            _metadata = new Metadata { { "client_id", ClientId } };
             Driver = new RayletDriver.RayletDriverClient(_channel);
             _data = new RayletDataStreamer.RayletDataStreamerClient(_channel).Datapath(new CallOptions(_metadata, cancellationToken: _timeout.Token));
         }
 
         public RayletDriver.RayletDriverClient Driver { get; }
+
+        public string ClientId { get; }
 
         public static RawClient Open(int port) => new(port);
 
@@ -227,6 +372,27 @@ public sealed class RayPythonClientTests(ServerFixture fixture)
             var value = PickleReader.Read(response.Get.Data.Memory);
             Assert.False(PythonErrorDecoder.TryDecodeException(value, out var error), $"the task failed: {error}");
             return value;
+        }
+
+        public async Task<ByteString> CallAsync(ByteString actorId, string method, byte[] args)
+        {
+            var task = new ClientTask { Type = ClientTask.Types.RemoteExecType.Method, Name = method, PayloadId = actorId, Data = ByteString.CopyFrom(args), ChunkId = 0, TotalChunks = 1 };
+            var ticket = (await SendAsync(new DataRequest { Task = task })).TaskTicket;
+            Assert.True(ticket.Valid, Describe(ticket.Error));
+            return Assert.Single(ticket.ReturnIds);
+        }
+
+        /// <summary>The error a get of <paramref name="id"/> answers, from the response or the stored value.</summary>
+        public async Task<PythonError> GetErrorAsync(ByteString id)
+        {
+            var response = await SendAsync(new DataRequest { Get = new GetRequest { Ids = { id }, Asynchronous = true } });
+            if (!response.Get.Valid)
+            {
+                return PythonErrorDecoder.Decode(response.Get.Error.Memory);
+            }
+
+            Assert.True(PythonErrorDecoder.TryDecodeException(PickleReader.Read(response.Get.Data.Memory), out var error), "the get succeeded");
+            return error!;
         }
 
         public async ValueTask DisposeAsync()

@@ -118,6 +118,12 @@ internal static class StartCommand
                 await output.WriteLineAsync("Stopped.").ConfigureAwait(false);
                 return 0;
             }
+            catch (LocalRayServerListenException ex)
+            {
+                // It names the port and the option that chose it.
+                await error.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+                return 1;
+            }
             catch (IOException ex)
             {
                 await error.WriteLineAsync($"error: cannot listen on {options.Host}:{options.Port} (Jobs API port {options.DashboardPort}): {ex.Message}").ConfigureAwait(false);

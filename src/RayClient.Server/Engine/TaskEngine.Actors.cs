@@ -80,13 +80,19 @@ internal sealed partial class TaskEngine
         return actor;
     }
 
-    /// <summary>Ray's <c>ray.kill(actor, no_restart)</c>; an unknown actor is ignored.</summary>
-    public void KillActor(RayId actorId, bool noRestart)
+    /// <summary>
+    /// Ray's <c>ray.kill(actor, no_restart)</c>. False for an unknown actor: the Datapath ignores
+    /// that (Ray's error is lost in the stream's status), the unary Terminate reports it.
+    /// </summary>
+    public bool KillActor(RayId actorId, bool noRestart)
     {
-        if (Actors.TryGet(actorId, out var actor))
+        if (!Actors.TryGet(actorId, out var actor))
         {
-            Actors.Kill(actor, noRestart);
+            return false;
         }
+
+        Actors.Kill(actor, noRestart);
+        return true;
     }
 
     /// <summary>The named actors as Ray's <c>list_named_actors</c> JSON.</summary>

@@ -112,14 +112,18 @@ internal sealed partial class TaskEngine : IAsyncDisposable
 
     /// <summary>
     /// Ray's <c>ray.cancel(ref, force, recursive)</c> for the task whose result <paramref name="output"/>
-    /// names, if <paramref name="session"/> holds it; anything else is ignored, as Ray does.
+    /// names, if <paramref name="session"/> holds it. False when it does not: the Datapath ignores
+    /// that (Ray's error is lost in the stream's status), the unary Terminate reports it.
     /// </summary>
-    public void Cancel(ClientSession session, RayId output, bool force, bool recursive)
+    public bool Cancel(ClientSession session, RayId output, bool force, bool recursive)
     {
-        if (session.TryGetObject(output, out var entry))
+        if (!session.TryGetObject(output, out var entry))
         {
-            Scheduler.Cancel(entry, force, recursive);
+            return false;
         }
+
+        Scheduler.Cancel(entry, force, recursive);
+        return true;
     }
 
     /// <summary>

@@ -225,11 +225,12 @@ internal sealed partial class DriverLink : IAsyncDisposable
                 {
                     case KindPut:
                     {
-                        var entry = state.Store.Create();
-                        session.Hold(entry);
-                        var contained = RefScanner.FindHeld(session, blobs[0], out _);
-                        entry.TrySet(blobs[0], isError: false, pooled: null, contained);
-                        await RespondAsync(seq, true, entry.Id.Bytes).ConfigureAwait(false);
+                        // The Datapath's put: the store's capacity check, Ray's ObjectStoreFullError
+                        // raised by ray.put when it does not fit, and what is stored already stays.
+                        var entry = state.Store.TryPut(session, blobs[0], pooled: null, out var error);
+                        await (entry is null
+                            ? RespondAsync(seq, false, error!)
+                            : RespondAsync(seq, true, entry.Id.Bytes)).ConfigureAwait(false);
                         return;
                     }
 

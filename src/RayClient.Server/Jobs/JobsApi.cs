@@ -73,7 +73,22 @@ internal sealed class JobsApi : IAsyncDisposable
 
         app.UseRouting();
         Map(app, state, jobs, security.RequiresToken);
-        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // A Kestrel that did not start still holds its services (and whatever it did bind).
+            await app.DisposeAsync().ConfigureAwait(false);
+            if (ex is IOException bindError)
+            {
+                throw LocalRayServerListenException.For("the Ray Jobs API", "LocalRayServerOptions.DashboardPort, rayclient start --dashboard-port", address, port, bindError);
+            }
+
+            throw;
+        }
+
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
         return new JobsApi(app, new Uri(addresses.First()).Port);
     }

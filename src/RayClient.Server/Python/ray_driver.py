@@ -80,9 +80,9 @@ PickleStub = ray_shared.PickleStub
 _client_pickler.PickleStub = PickleStub
 
 # Also names of this module, as before they moved to ray_shared.py.
-from .ray_shared import (ActorDiedError, GetTimeoutError, RayActorError, RayError,  # noqa: E402
-                         RaySystemError, RayTaskError, RuntimeEnvSetupError, TaskCancelledError,
-                         WorkerCrashedError)
+from .ray_shared import (ActorDiedError, GetTimeoutError, ObjectStoreFullError,  # noqa: E402
+                         RayActorError, RayError, RaySystemError, RayTaskError,
+                         RuntimeEnvSetupError, TaskCancelledError, WorkerCrashedError)
 
 for _cls in ray_shared.EXCEPTIONS:
     setattr(exceptions, _cls.__name__, _cls)

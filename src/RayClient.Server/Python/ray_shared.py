@@ -65,8 +65,13 @@ class RuntimeEnvSetupError(RayError):
     pass
 
 
+class ObjectStoreFullError(RayError):
+    pass
+
+
 EXCEPTIONS = (RayError, RayTaskError, GetTimeoutError, RaySystemError, TaskCancelledError,
-              RayActorError, ActorDiedError, WorkerCrashedError, RuntimeEnvSetupError)
+              RayActorError, ActorDiedError, WorkerCrashedError, RuntimeEnvSetupError,
+              ObjectStoreFullError)
 for _cls in EXCEPTIONS:
     _cls.__module__ = "ray.exceptions"
     _cls.__qualname__ = _cls.__name__  # picklable by reference, as Ray's own classes

@@ -239,8 +239,7 @@ internal sealed class DriverService : RayletDriver.RayletDriverBase
     }
 
     /// <summary>A KV error as Ray's client server reports it: ABORTED, details = base64 of the pickled exception.</summary>
-    private static RpcException KvError(string message) =>
-        new(new Status(StatusCode.Aborted, Convert.ToBase64String(ServerErrors.Pickle("ray.exceptions", "RpcError", message))));
+    private static RpcException KvError(string message) => Aborted("ray.exceptions", "RpcError", message);
 
     public override Task<KVDelResponse> KVDel(KVDelRequest request, ServerCallContext context) =>
         Task.FromResult(new KVDelResponse
@@ -272,11 +271,68 @@ internal sealed class DriverService : RayletDriver.RayletDriverBase
         return Task.FromResult(new ClientPinRuntimeEnvURIResponse()); // packages are kept for the server's lifetime
     }
 
-    public override Task<ClientListNamedActorsResponse> ListNamedActors(ClientListNamedActorsRequest request, ServerCallContext context) =>
-        Task.FromResult(new ClientListNamedActorsResponse { ActorsJson = "[]" });
+    public override Task<ClientListNamedActorsResponse> ListNamedActors(ClientListNamedActorsRequest request, ServerCallContext context)
+    {
+        // server.py ListNamedActors: ray.util.list_named_actors(all_namespaces) as JSON, in the
+        // namespace of the job the proxier routed the call to (by its client_id metadata).
+        var session = RequireRoutedSession(context);
+        return Task.FromResult(new ClientListNamedActorsResponse { ActorsJson = _state.Engine.ListNamedActorsJson(session.Namespace, request.AllNamespaces) });
+    }
 
-    public override Task<TerminateResponse> Terminate(TerminateRequest request, ServerCallContext context) =>
-        Task.FromResult(new TerminateResponse { Ok = true });
+    public override Task<TerminateResponse> Terminate(TerminateRequest request, ServerCallContext context)
+    {
+        // server.py Terminate: ray.kill / ray.cancel through the same engine calls as the Datapath.
+        // A lookup that fails there raises KeyError, which return_exception_in_context turns into
+        // ABORTED with the base64 pickle in the details; Ray's client decodes it (spec §6.1).
+        var session = RequireRoutedSession(context);
+        switch (request.TerminateTypeCase)
+        {
+            case TerminateRequest.TerminateTypeOneofCase.Actor:
+                var actorId = new RayId(request.Actor.Id.ToByteArray());
+                if (!_state.Engine.KillActor(actorId, request.Actor.NoRestart))
+                {
+                    throw Aborted("builtins", "KeyError", $"Actor {actorId.Hex} is not known to this server.");
+                }
+
+                break;
+            case TerminateRequest.TerminateTypeOneofCase.TaskObject:
+                // Ray looks the ref up under the request's client_id (a different one holds nothing).
+                var output = new RayId(request.TaskObject.Id.ToByteArray());
+                var sameClient = string.IsNullOrEmpty(request.ClientId) || string.Equals(request.ClientId, session.ClientId, StringComparison.Ordinal);
+                if (!sameClient || !_state.Engine.Cancel(session, output, request.TaskObject.Force, request.TaskObject.Recursive))
+                {
+                    throw Aborted("builtins", "KeyError", $"Object {output.Hex} is not a task result of client {(sameClient ? session.ClientId : request.ClientId)}.");
+                }
+
+                break;
+            default:
+                throw new RpcException(new Status(StatusCode.InvalidArgument, "A TerminateRequest must name an actor or a task object."));
+        }
+
+        return Task.FromResult(new TerminateResponse { Ok = true });
+    }
+
+    /// <summary>
+    /// The session of a call Ray's proxier routes by its <c>client_id</c> metadata: none, or one
+    /// without a server behind it, is NOT_FOUND there (proxier.py <c>_call_inner_function</c>).
+    /// </summary>
+    private ClientSession RequireRoutedSession(ServerCallContext context)
+    {
+        var clientId = context.RequestHeaders.GetValue("client_id");
+        if (string.IsNullOrEmpty(clientId) || !_state.TryGetSession(clientId, out var session) || !session.Initialized)
+        {
+            throw new RpcException(new Status(StatusCode.NotFound,
+                string.IsNullOrEmpty(clientId)
+                    ? "Missing 'client_id' metadata: every Ray client call carries it."
+                    : $"No initialized session for client {clientId}: open the Datapath and send Init first."));
+        }
+
+        return session;
+    }
+
+    /// <summary>An error as server.py's return_exception_in_context reports it: ABORTED, details = base64 of the pickle.</summary>
+    private static RpcException Aborted(string module, string type, string message) =>
+        new(new Status(StatusCode.Aborted, Convert.ToBase64String(ServerErrors.Pickle(module, type, message))));
 
     // Ray's unary Init/PutObject/Schedule/PrepRuntimeEnv do not work against modern servers
     // (spec §1.3); answer with a status that says what to use instead.
