@@ -29,7 +29,11 @@ public sealed class LocalRayServerOptions
     /// <summary>Where uploaded packages are unpacked. Default: a folder under the system temp directory, removed at dispose.</summary>
     public string? WorkDirectory { get; set; }
 
-    /// <summary>Workers started ahead of the first task. Default: 0 (started on demand).</summary>
+    /// <summary>
+    /// Python workers started with the server, for tasks without a runtime env, so that the first
+    /// tasks do not wait for interpreters to start (started in the background; at most as many as
+    /// the pool keeps idle, twice the CPUs and at least 2). Default: 0 (started on demand).
+    /// </summary>
     public int PrestartWorkers { get; set; }
 
     /// <summary>
@@ -232,6 +236,11 @@ public sealed class LocalRayServerOptions
         if (NumCpus < 0 || NumGpus < 0 || !double.IsFinite(NumCpus) || !double.IsFinite(NumGpus))
         {
             throw new ArgumentOutOfRangeException(nameof(NumCpus), "Resource amounts must be finite and >= 0.");
+        }
+
+        if (PrestartWorkers < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(PrestartWorkers), PrestartWorkers, "Must be zero or positive.");
         }
 
         if (MaxReconnectGracePeriod < TimeSpan.Zero)

@@ -65,4 +65,7 @@ public static class ServerEventIds
 
     /// <summary>A Python worker process exited without the server asking (crash, signal, <c>os._exit</c>).</summary>
     public const int WorkerCrashed = 2402;
+
+    /// <summary>A worker started ahead of the first task (<c>PrestartWorkers</c>) failed to start.</summary>
+    public const int WorkerPrestartFailed = 2403;
 }

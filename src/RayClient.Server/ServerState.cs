@@ -64,6 +64,11 @@ internal sealed partial class ServerState : IAsyncDisposable
             clientId => TryGetSession(clientId, out var session) ? session : null,
             logger);
         NodeId = RayId.NewUnique(28, ref _jobCounter).Hex;
+        if (options.PrestartWorkers > 0)
+        {
+            // In the background: failures are logged by the pool, and tasks start their own workers.
+            _ = Engine.Pool.PrestartAsync(WorkerEnvironment.Default, options.PrestartWorkers, CancellationToken.None);
+        }
     }
 
     public LocalRayServerOptions Options { get; }

@@ -8,7 +8,7 @@ namespace RayClient.Server.Workers;
 /// tasks at once (one per CPU in use); the pool keeps idle ones warm and retires surplus idle
 /// workers of other environments.
 /// </summary>
-internal sealed class WorkerPool : IAsyncDisposable
+internal sealed partial class WorkerPool : IAsyncDisposable
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Stack<WorkerProcess>> _idle = new(StringComparer.Ordinal);
@@ -121,6 +121,47 @@ internal sealed class WorkerPool : IAsyncDisposable
         return worker;
     }
 
+    /// <summary>
+    /// Starts up to <paramref name="count"/> idle workers of <paramref name="environment"/> in the
+    /// background (never more than the pool keeps idle). A worker that fails to start is logged and
+    /// skipped: tasks then start their own, as without prestarting.
+    /// </summary>
+    public Task PrestartAsync(WorkerEnvironment environment, int count, CancellationToken cancellationToken)
+    {
+        var starts = Enumerable.Range(0, Math.Min(count, _maxIdle)).Select(_ => Task.Run(
+            async () =>
+            {
+                try
+                {
+                    var worker = await WorkerProcess.StartAsync(environment.PythonExecutable ?? Python, _script, environment, _onOutput, _logger, clientId: null, cancellationToken, _onCallback).ConfigureAwait(false);
+                    lock (_lock)
+                    {
+                        if (!_disposed)
+                        {
+                            _all.Add(worker);
+                            Started++;
+                            worker.Unassign();
+                            if (!_idle.TryGetValue(environment.Key, out var stack))
+                            {
+                                _idle[environment.Key] = stack = new Stack<WorkerProcess>();
+                            }
+
+                            stack.Push(worker);
+                            return;
+                        }
+                    }
+
+                    await worker.DisposeAsync().ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    LogPrestartFailed(_logger, ex);
+                }
+            },
+            cancellationToken));
+        return Task.WhenAll(starts);
+    }
+
     /// <summary>A worker of its own for an actor: never pooled, gone when the actor is.</summary>
     public async Task<WorkerProcess> StartDedicatedAsync(WorkerEnvironment environment, string clientId, string name)
     {
@@ -230,4 +271,8 @@ internal sealed class WorkerPool : IAsyncDisposable
 
         await Task.WhenAll(all.Select(w => w.DisposeAsync().AsTask())).ConfigureAwait(false);
     }
+
+    [LoggerMessage(EventId = ServerEventIds.WorkerPrestartFailed, EventName = nameof(ServerEventIds.WorkerPrestartFailed), Level = LogLevel.Warning,
+        Message = "A prestarted Python worker failed to start; tasks start their own.")]
+    private static partial void LogPrestartFailed(ILogger logger, Exception exception);
 }
