@@ -193,9 +193,18 @@ internal static class RayFormatters
             state = "failed: " + Unwrap(ex).Message;
         }
 
-        var text = $"Actor {actor.ClassName} {id} {state}";
-        var html = $"<div class=\"rayclient-actor\"><b>Actor</b> <code>{Encode(actor.ClassName)}</code> id <code>{Encode(id)}</code> namespace <code>{Encode(actor.Session.Namespace ?? "(anonymous)")}</code> <i>{Encode(state)}</i></div>";
-        return new Rendered(text, html);
+        if (actor.Name is null)
+        {
+            // Unnamed (or a handle from Python, whose name the client is not told): as before names existed.
+            var text = $"Actor {actor.ClassName} {id} {state}";
+            var html = $"<div class=\"rayclient-actor\"><b>Actor</b> <code>{Encode(actor.ClassName)}</code> id <code>{Encode(id)}</code> namespace <code>{Encode(actor.Session.Namespace ?? "(anonymous)")}</code> <i>{Encode(state)}</i></div>";
+            return new Rendered(text, html);
+        }
+
+        var rayNamespace = actor.Namespace ?? "(anonymous)";
+        var namedText = $"Actor {actor.ClassName} name {actor.Name} namespace {rayNamespace} {id} {state}";
+        var namedHtml = $"<div class=\"rayclient-actor\"><b>Actor</b> <code>{Encode(actor.ClassName)}</code> name <code>{Encode(actor.Name)}</code> id <code>{Encode(id)}</code> namespace <code>{Encode(rayNamespace)}</code> <i>{Encode(state)}</i></div>";
+        return new Rendered(namedText, namedHtml);
     }
 
     internal static string Describe(RayConnectionState state)

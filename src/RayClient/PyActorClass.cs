@@ -70,18 +70,44 @@ public sealed class PyActorHandle : IPickleStubSource, IAsyncDisposable
 {
     private int _disposed;
 
-    internal PyActorHandle(RaySession session, Task<RayId> id, string className)
+    internal PyActorHandle(RaySession session, Task<RayId> id, string className, string? name = null, string? rayNamespace = null)
     {
         Session = session;
         IdTask = id;
         ClassName = className;
+        Name = name;
+        // A namespace only scopes a name (Ray's named actors); an unnamed actor reports none.
+        Namespace = name is null ? null : rayNamespace ?? session.Namespace;
     }
 
     /// <summary>The session the handle belongs to.</summary>
     public RaySession Session { get; }
 
-    /// <summary>The actor's class name.</summary>
+    /// <summary>
+    /// The actor's class name. The client is not told the class of an actor it did not create:
+    /// for a handle from <see cref="RaySession.GetActorAsync"/> this is the name asked for, and
+    /// for a handle that came back from Python it is <c>actor</c>.
+    /// </summary>
     public string ClassName { get; }
+
+    /// <summary>
+    /// The actor's name, or null for an unnamed actor. Set when the actor is created with a name
+    /// (<see cref="ActorCreator.SetName"/>, or the <c>name</c> option) and for a handle from
+    /// <see cref="RaySession.GetActorAsync"/>, where it is the name asked for: Ray's named-actor
+    /// lookup answers with the actor id only, as its client keeps no name on the handle
+    /// (ray: python/ray/util/client/common.py, <c>ClientActorHandle</c>). A handle that came back
+    /// from Python (returned by a task or method, or inside a value) carries no name: null, even
+    /// when the actor has one.
+    /// </summary>
+    public string? Name { get; }
+
+    /// <summary>
+    /// The namespace of the actor's <see cref="Name"/>: the one given at creation
+    /// (<see cref="ActorCreator.SetNamespace"/>) or lookup, else the session's
+    /// (<see cref="RaySession.Namespace"/>). Null when <see cref="Name"/> is null, and for a name in
+    /// the session's anonymous namespace (the client is not told its generated name).
+    /// </summary>
+    public string? Namespace { get; }
 
     internal Task<RayId> IdTask { get; }
 
@@ -116,8 +142,20 @@ public sealed class PyActorHandle : IPickleStubSource, IAsyncDisposable
         await Session.ReleaseAsync(IdTask.Result).ConfigureAwait(false);
     }
 
-    /// <inheritdoc />
-    public override string ToString() => IdTask.IsCompletedSuccessfully ? $"Actor({ClassName}, {IdTask.Result.Hex})" : $"Actor({ClassName}, pending)";
+    /// <summary>
+    /// <c>Actor(Class, id)</c>, with <c>pending</c> for an id not assigned yet; a named actor adds
+    /// <c>name=…</c> and, when known, <c>namespace=…</c>.
+    /// </summary>
+    public override string ToString()
+    {
+        var id = IdTask.IsCompletedSuccessfully ? IdTask.Result.Hex : "pending";
+        if (Name is null)
+        {
+            return $"Actor({ClassName}, {id})";
+        }
+
+        return Namespace is null ? $"Actor({ClassName}, {id}, name={Name})" : $"Actor({ClassName}, {id}, name={Name}, namespace={Namespace})";
+    }
 }
 
 /// <summary>Per-call options of an actor method call, ending in <see cref="Remote"/>.</summary>
@@ -270,8 +308,12 @@ public sealed class ActorCreator
     {
         var name = _class.ClassName[(_class.ClassName.LastIndexOf('.') + 1)..];
         var id = _session.Submitter.SubmitActorCreation(_class.ModuleName, _class.ClassName, name, _args, _options, $"Creating actor {_class}");
-        return new PyActorHandle(_session, id, name);
+        // The name and namespace as sent, whichever setter (or SetOption) put them there.
+        return new PyActorHandle(_session, id, name, OptionText("name"), OptionText("namespace"));
     }
+
+    private string? OptionText(string pythonName) =>
+        _options.TryGet(pythonName, out var value) && value is string { Length: > 0 } text ? text : null;
 }
 
 /// <summary>A named actor as <see cref="RaySession.ListNamedActorsAsync"/> reports it.</summary>

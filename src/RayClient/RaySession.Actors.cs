@@ -14,7 +14,7 @@ public sealed partial class RaySession
 
     /// <summary>Finds a named actor (Ray's <c>ray.get_actor</c>).</summary>
     /// <param name="name">The actor's name.</param>
-    /// <param name="rayNamespace">Its namespace; null for the job's.</param>
+    /// <param name="rayNamespace">Its namespace; null for the job's. The handle reports both as its <see cref="PyActorHandle.Name"/> and <see cref="PyActorHandle.Namespace"/>.</param>
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <exception cref="RayException">No live actor has that name.</exception>
     public async System.Threading.Tasks.Task<PyActorHandle> GetActorAsync(string name, string? rayNamespace = null, CancellationToken cancellationToken = default)
@@ -22,7 +22,7 @@ public sealed partial class RaySession
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         var id = _submitter.SubmitNamedActorLookup(name, rayNamespace);
         await id.WaitAsync(cancellationToken).ConfigureAwait(false);
-        return new PyActorHandle(this, id, name);
+        return new PyActorHandle(this, id, name, name, rayNamespace);
     }
 
     /// <summary>Named actors of the job's namespace, or of every namespace.</summary>

@@ -21,7 +21,7 @@ public sealed partial class RaySession : IAsyncDisposable
     private readonly ObjectRequests _objects;
     private readonly ClusterRequests _cluster;
 
-    private RaySession(RayConnection connection)
+    internal RaySession(RayConnection connection)
     {
         _connection = connection;
         _references = new ReferenceTracker(this, connection.Settings.TimeProvider);

@@ -57,6 +57,32 @@ public sealed class ActorTests(ServerFixture fixture)
     }
 
     [Fact]
+    public async Task NamedActorInNamespace_CreatedAndLookedUpFromAnotherSession_BothHandlesReportNameAndNamespace()
+    {
+        var name = $"named-{Guid.NewGuid():N}";
+        var rayNamespace = $"ns-{Guid.NewGuid():N}";
+        await using var first = await fixture.ConnectAsync();
+        var created = first.Actor(Counter, 1).SetName(name).SetNamespace(rayNamespace).Remote();
+        Assert.Equal(2L, await created.Call(Incr));
+
+        await using var second = await fixture.ConnectAsync();
+        var found = await second.GetActorAsync(name, rayNamespace);
+        Assert.Equal(3L, await found.Call(Incr)); // the same actor, found through its namespace
+        Assert.Equal(await created.GetIdAsync(), await found.GetIdAsync());
+
+        Assert.Equal((name, rayNamespace), (created.Name, created.Namespace));
+        Assert.Equal((name, rayNamespace), (found.Name, found.Namespace));
+        Assert.Equal($"Actor(Counter, {await created.GetIdAsync()}, name={name}, namespace={rayNamespace})", created.ToString());
+        Assert.Contains($"name={name}, namespace={rayNamespace}", found.ToString(), StringComparison.Ordinal);
+
+        // Looked up without a namespace from a session in that namespace: the session's is the actor's.
+        await using var third = await fixture.ConnectAsync(o => o.Namespace = rayNamespace);
+        var inJobNamespace = await third.GetActorAsync(name);
+        Assert.Equal((name, rayNamespace), (inJobNamespace.Name, inJobNamespace.Namespace));
+        Assert.Equal(4L, await inJobNamespace.Call(Incr));
+    }
+
+    [Fact]
     public async Task ActorProcessKilled_CallInFlightFails_AndARestartedInstanceServesLaterCalls()
     {
         await using var ray = await fixture.ConnectAsync();
