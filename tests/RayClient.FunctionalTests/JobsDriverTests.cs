@@ -200,6 +200,130 @@ public sealed class JobsDriverTests(JobsServerFixture fixture) : IClassFixture<J
     }
 
     [Fact]
+    public async Task PythonDriver_InitWithNamespaceAndRuntimeEnv_SetsTheJobsNamespace_AndMergesWithTheSubmittedEnv()
+    {
+        const string script = """
+            import os
+            import ray
+
+            ctx = ray.init(address="auto", namespace="teamspace", runtime_env={"env_vars": {"FROM_INIT": "init"}},
+                           log_to_driver=False, logging_level="info", include_dashboard=False, configure_logging=False)
+            print("context", type(ctx).__name__)
+            print("namespace", ray.get_runtime_context().namespace)
+
+            @ray.remote
+            class Service:
+                def ping(self):
+                    return "pong"
+
+            service = Service.options(name="svc").remote()
+            print("lookup", ray.get(ray.get_actor("svc").ping.remote()), ray.get(ray.get_actor("svc", namespace="teamspace").ping.remote()))
+            try:
+                ray.get_actor("svc", namespace="other")
+            except ValueError:
+                print("other namespace: not found")
+
+            @ray.remote
+            def env():
+                return os.environ.get("FROM_JOB"), os.environ.get("FROM_INIT"), os.path.exists("merge.py")
+
+            print("env", ray.get(env.remote()))
+            print("runtime_env", sorted(ray.get_runtime_context().runtime_env["env_vars"].items()), "working_dir" in ray.get_runtime_context().runtime_env)
+            print("again", ray.init(ignore_reinit_error=True) is not None)
+            try:
+                ray.init(namespace="teamspace")
+            except RuntimeError as e:
+                print("twice", "Maybe you called ray.init twice by accident?" in str(e))
+            """;
+        var workingDir = await UploadWorkingDirAsync(("merge.py", script));
+        var id = await Http.SubmitAsync(new JsonObject
+        {
+            ["entrypoint"] = "python merge.py",
+            ["runtime_env"] = new JsonObject { ["working_dir"] = workingDir, ["env_vars"] = new JsonObject { ["FROM_JOB"] = "job" } },
+        });
+        var (messages, _) = await Http.TailAsync(id);
+        var job = await Http.GetJobAsync(id);
+        var logs = string.Concat(messages);
+
+        Assert.True((string?)job["status"] == "SUCCEEDED", logs);
+        Assert.Contains("context RayContext\n", logs);
+        Assert.Contains("namespace teamspace\n", logs);
+        Assert.Contains("lookup pong pong\n", logs);
+        Assert.Contains("other namespace: not found\n", logs);
+        Assert.Contains("env ('job', 'init', True)\n", logs); // the job's env_vars and working_dir, plus init's
+        Assert.Contains("runtime_env [('FROM_INIT', 'init'), ('FROM_JOB', 'job')] True\n", logs);
+        Assert.Contains("again True\n", logs);
+        Assert.Contains("twice True\n", logs);
+    }
+
+    [Fact]
+    public async Task PythonDriver_InitArguments_FailAsRayDoes_AndLocalPackagesAreUploaded()
+    {
+        const string script = """
+            import os
+            import tempfile
+            import ray
+
+            def attempt(label, **kwargs):
+                try:
+                    ray.init(**kwargs)
+                    print(label, "accepted")
+                except Exception as e:
+                    print(label, type(e).__name__, str(e))
+
+            attempt("unknown", num_cpu=2)
+            attempt("cpus", num_cpus=2)
+            attempt("resources", resources={"x": 1})
+            attempt("conflict", runtime_env={"env_vars": {"FROM_JOB": "mine"}})
+            attempt("conflict-key", runtime_env={"working_dir": "."})
+            attempt("unsupported", runtime_env={"conda": "myenv"})
+            print("initialized", ray.is_initialized())
+
+            root = tempfile.mkdtemp()
+            wd = os.path.join(root, "wd")
+            os.makedirs(wd)
+            with open(os.path.join(wd, "data.txt"), "w") as f:
+                f.write("from the local working_dir")
+            mod = os.path.join(root, "localmod")
+            os.makedirs(mod)
+            with open(os.path.join(mod, "__init__.py"), "w") as f:
+                f.write("VALUE = 42\n")
+
+            os.environ["RAY_OVERRIDE_JOB_RUNTIME_ENV"] = "1"
+            ray.init(runtime_env={"working_dir": wd, "py_modules": [mod], "env_vars": {"FROM_JOB": "mine"}})
+
+            @ray.remote
+            def probe():
+                import localmod
+                with open("data.txt") as f:
+                    return f.read(), localmod.VALUE, os.environ.get("FROM_JOB")
+
+            print("probe", ray.get(probe.remote()))
+            print("uris", ray.get_runtime_context().runtime_env["working_dir"].startswith("gcs://_ray_pkg_"))
+            """;
+        var workingDir = await UploadWorkingDirAsync(("args.py", script));
+        var id = await Http.SubmitAsync(new JsonObject
+        {
+            ["entrypoint"] = "python args.py",
+            ["runtime_env"] = new JsonObject { ["working_dir"] = workingDir, ["env_vars"] = new JsonObject { ["FROM_JOB"] = "job" } },
+        });
+        var (messages, _) = await Http.TailAsync(id);
+        var job = await Http.GetJobAsync(id);
+        var logs = string.Concat(messages);
+
+        Assert.True((string?)job["status"] == "SUCCEEDED", logs);
+        Assert.Contains("unknown RuntimeError Unknown keyword argument(s): num_cpu\n", logs); // Ray's exact error
+        Assert.Contains("cpus ValueError When connecting to an existing cluster, num_cpus and num_gpus must not be provided.\n", logs);
+        Assert.Contains("resources ValueError When connecting to an existing cluster, resources must not be provided.\n", logs);
+        Assert.Contains("conflict ValueError Failed to merge the Job's runtime env", logs);
+        Assert.Contains("conflict-key ValueError Failed to merge the Job's runtime env", logs);
+        Assert.Contains("unsupported NotImplementedError ray.init(runtime_env={'conda': ...})", logs);
+        Assert.Contains("initialized False\n", logs);
+        Assert.Contains("probe ('from the local working_dir', 42, 'mine')\n", logs);
+        Assert.Contains("uris True\n", logs);
+    }
+
+    [Fact]
     public async Task PythonDriver_PutBeyondTheObjectStore_RaisesObjectStoreFullError_AndKeepsWhatIsStored()
     {
         const string script = """

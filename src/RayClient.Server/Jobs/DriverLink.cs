@@ -334,8 +334,38 @@ internal sealed partial class DriverLink : IAsyncDisposable
             }
 
             var state = link._state;
+
+            // ray.init's namespace and runtime env (already merged with the job's by the driver, as
+            // Ray's init merges them), and the local packages it uploads for that runtime env.
+            string? rayNamespace = null;
+            var runtimeEnv = registration.RuntimeEnv;
+            var environment = registration.Environment;
+            if (blobs.Count > 2 && JsonNode.Parse(blobs[2]) is JsonObject config)
+            {
+                rayNamespace = config["namespace"] is JsonValue ns ? (string?)ns : null;
+                if (config["runtime_env"] is JsonObject merged)
+                {
+                    for (var i = 3; i + 1 < blobs.Count; i += 2)
+                    {
+                        state.Kv.Put(blobs[i], blobs[i + 1], overwrite: true, null);
+                    }
+
+                    try
+                    {
+                        environment = await state.Environments.ResolveAsync(JobManager.ToPlain(merged), CancellationToken.None).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        await RespondAsync(seq, false, ServerErrors.Pickle("ray.exceptions", "RuntimeEnvSetupError", $"Failed to set up the runtime env given to ray.init: {ex.Message}")).ConfigureAwait(false);
+                        return;
+                    }
+
+                    runtimeEnv = (JsonObject)merged.DeepClone();
+                }
+            }
+
             var session = state.GetOrCreateSession("driver-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)));
-            session.Initialize($"anonymous-{Guid.NewGuid():N}", JobManager.ToPlain(registration.RuntimeEnv), registration.RuntimeEnv?.ToJsonString() ?? "{}", registration.Environment);
+            session.Initialize(string.IsNullOrEmpty(rayNamespace) ? $"anonymous-{Guid.NewGuid():N}" : rayNamespace, JobManager.ToPlain(runtimeEnv), runtimeEnv?.ToJsonString() ?? "{}", environment);
             _session = session;
             SubmissionId = registration.SubmissionId;
 
@@ -351,7 +381,7 @@ internal sealed partial class DriverLink : IAsyncDisposable
                 ["namespace"] = session.Namespace,
                 ["node_id"] = state.NodeId,
                 ["submission_id"] = registration.SubmissionId,
-                ["runtime_env"] = registration.RuntimeEnv?.DeepClone() ?? new JsonObject(),
+                ["runtime_env"] = runtimeEnv?.DeepClone() ?? new JsonObject(),
                 ["client_id"] = session.ClientId,
             };
             await RespondAsync(seq, true, Encoding.UTF8.GetBytes(info.ToJsonString())).ConfigureAwait(false);

@@ -178,7 +178,7 @@ def _loads(data):
 
 # --- the link to the embedded server -----------------------------------------------------------
 class _Link:
-    def __init__(self, address, token):
+    def __init__(self, address, token, config=None, uploads=()):
         host, _, port = address.rpartition(":")
         self._sock = socket.create_connection((host, int(port)))
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -190,7 +190,15 @@ class _Link:
         self._closed = None
         self._reader = threading.Thread(target=self._read_loop, name="rayclient-driver-link", daemon=True)
         self._reader.start()
-        blobs = self.call(_KIND_HELLO, [token.encode(), str(os.getpid()).encode()])
+        # The hello carries ray.init's namespace and runtime env (JSON) and local packages (uri, zip).
+        hello = [token.encode(), str(os.getpid()).encode(), json.dumps(config or {}).encode()]
+        for uri, data in uploads:
+            hello += [uri.encode(), data]
+        try:
+            blobs = self.call(_KIND_HELLO, hello)
+        except BaseException:
+            self.close()
+            raise
         self.info = json.loads(bytes(blobs[0]).decode())
 
     def _read_exact(self, n):
@@ -300,10 +308,125 @@ class RayContext(dict):
         shutdown()
 
 
-def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespace=None,
-         runtime_env=None, ignore_reinit_error=False, **kwargs):
-    """Connects to the embedded server that runs this job (found through the environment)."""
+# Ray's hidden ray.init keyword arguments (worker.py pops them before its unknown-argument check).
+_HIDDEN_INIT_ARGS = frozenset([
+    "_enable_object_reconstruction", "_plasma_directory", "_object_spilling_directory", "_node_ip_address",
+    "_driver_object_store_memory", "_memory", "_redis_username", "_redis_password", "_temp_dir",
+    "_metrics_export_port", "_system_config", "_tracing_startup_hook", "_node_name", "_skip_env_hook",
+    "_cgroup_path", "_include_log_monitor",
+])
+
+# The runtime_env fields the embedded server sets up (EnvironmentResolver.cs).
+_RUNTIME_ENV_FIELDS = frozenset(["working_dir", "py_modules", "env_vars", "pip", "config", "excludes"])
+
+
+def _merge_runtime_env(parent, child, override):
+    """Ray's rule for a job's runtime env and its driver's ray.init(runtime_env=...): merged per
+    field, env_vars per variable; a field or variable in both is a conflict (None) unless
+    override, when the driver's wins."""
+    parent = json.loads(json.dumps(parent or {}))
+    child = json.loads(json.dumps(child or {}))
+    parent_vars = parent.pop("env_vars", None) or {}
+    child_vars = child.pop("env_vars", None) or {}
+    if not override and (set(parent) & set(child) or set(parent_vars) & set(child_vars)):
+        return None
+    parent.update(child)
+    parent_vars.update(child_vars)
+    if parent_vars:
+        parent["env_vars"] = parent_vars
+    return parent
+
+
+def _package(path, top_folder):
+    """Zips a local directory (or one .py file for py_modules) as Ray's packaging does; returns
+    (gcs:// URI named by the content's hash, zip bytes)."""
+    import hashlib
+    import zipfile
+
+    path = os.path.abspath(os.path.expanduser(path))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        if os.path.isfile(path):
+            if not top_folder or not path.endswith(".py"):
+                raise ValueError("%s is not a directory (a local working_dir must be one; a local py_modules "
+                                 "entry is a directory or a .py file)." % path)
+            archive.write(path, os.path.basename(path))
+        elif os.path.isdir(path):
+            base = os.path.dirname(path) if top_folder else path
+            for folder, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", ".git"))
+                for name in sorted(files):
+                    full = os.path.join(folder, name)
+                    archive.write(full, os.path.relpath(full, base))
+        else:
+            raise ValueError("The local path %s given in ray.init(runtime_env=...) does not exist." % path)
+    data = buf.getvalue()
+    # zip entries carry timestamps: the name hashes the paths and contents instead
+    digest = hashlib.sha1()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            digest.update(info.filename.encode())
+            digest.update(archive.read(info))
+    return "gcs://_ray_pkg_%s.zip" % digest.hexdigest()[:16], data
+
+
+def _upload_local_packages(runtime_env, uploads):
+    """Local working_dir / py_modules paths become gcs:// packages, uploaded with the hello."""
+    def upload(value, top_folder):
+        if not isinstance(value, str):
+            raise TypeError("runtime_env paths must be strings, got %r" % (value,))
+        if "://" in value:
+            return value
+        uri, data = _package(value, top_folder)
+        uploads.append((uri, data))
+        return uri
+
+    if runtime_env.get("working_dir") is not None:
+        runtime_env["working_dir"] = upload(runtime_env["working_dir"], False)
+    if runtime_env.get("py_modules") is not None:
+        runtime_env["py_modules"] = [upload(m, True) for m in runtime_env["py_modules"]]
+
+
+def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, labels=None, object_store_memory=None,
+         local_mode=False, ignore_reinit_error=False, include_dashboard=None, dashboard_host="127.0.0.1",
+         dashboard_port=None, job_config=None, configure_logging=True, logging_level=20, logging_format=None,
+         logging_config=None, log_to_driver=None, namespace=None, runtime_env=None, enable_resource_isolation=False,
+         system_reserved_cpu=None, system_reserved_memory=None, **kwargs):
+    """Connects to the embedded server that runs this job (found through the environment), as
+    Ray's ray.init connects a job's driver to its existing cluster."""
     global _link
+    system_config = kwargs.get("_system_config")
+    unknown = [name for name in kwargs if name not in _HIDDEN_INIT_ARGS and name != "allow_multiple"]
+    if kwargs.get("allow_multiple"):
+        raise RuntimeError("`allow_multiple` argument is passed to `ray.init` when the ray client is not used. "
+                           "Do not pass the `allow_multiple` to `ray.init` to fix the issue.")
+    if unknown:
+        # Ray's error (RuntimeError, not TypeError): most likely a typo in a keyword
+        raise RuntimeError("Unknown keyword argument(s): %s" % ", ".join(unknown))
+    if job_config is not None:
+        namespace = namespace or getattr(job_config, "ray_namespace", None)
+        runtime_env = runtime_env or getattr(job_config, "runtime_env", None)
+    if runtime_env is not None and not isinstance(runtime_env, dict):
+        raise TypeError("runtime_env must be a dict, got %s" % type(runtime_env).__name__)
+    if runtime_env:
+        for field in runtime_env:
+            if field not in _RUNTIME_ENV_FIELDS:
+                raise _unsupported("ray.init(runtime_env={%r: ...}) (the server sets up %s)"
+                                   % (field, ", ".join(sorted(_RUNTIME_ENV_FIELDS))))
+    if namespace is not None and not isinstance(namespace, str):
+        raise TypeError("namespace must be None or a string.")
+    # A submitted job's runtime env (RAY_JOB_CONFIG_JSON_ENV_VAR) merged with init's, as Ray does.
+    job_env = {}
+    job_json = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    if job_json:
+        job_env = json.loads(job_json).get("runtime_env") or {}
+    merged = _merge_runtime_env(job_env, runtime_env, os.environ.get("RAY_OVERRIDE_JOB_RUNTIME_ENV") == "1")
+    if merged is None:
+        raise ValueError(
+            "Failed to merge the Job's runtime env %s with a ray.init's runtime env %s because of a "
+            "conflict. Specifying the same runtime_env fields or the same environment variable keys "
+            "is not allowed. Use RAY_OVERRIDE_JOB_RUNTIME_ENV=1 to instruct Ray to combine Job and "
+            "Driver's runtime environment in the event of a conflict." % (job_env, runtime_env))
     with _init_lock:
         if _link is not None:
             if ignore_reinit_error:
@@ -311,14 +434,17 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespac
             raise RuntimeError("Maybe you called ray.init twice by accident? This error can be "
                                "suppressed by passing in 'ignore_reinit_error=True' or by calling "
                                "'ray.shutdown()' prior to 'ray.init()'.")
+        # Connecting to an existing cluster (the job's), Ray refuses what would size a new one.
         if num_cpus is not None or num_gpus is not None:
             raise ValueError("When connecting to an existing cluster, num_cpus and num_gpus must not be provided.")
         if resources is not None:
             raise ValueError("When connecting to an existing cluster, resources must not be provided.")
-        if namespace is not None:
-            raise _unsupported("ray.init(namespace=...)")
-        if runtime_env:
-            raise _unsupported("ray.init(runtime_env=...) (give the job's runtime env at submission)")
+        if labels is not None:
+            raise ValueError("When connecting to an existing cluster, labels must not be provided.")
+        if object_store_memory is not None:
+            raise ValueError("When connecting to an existing cluster, object_store_memory must not be provided.")
+        if system_config:
+            raise ValueError("When connecting to an existing cluster, _system_config must not be provided.")
         link_address = os.environ.get("RAYCLIENT_DRIVER_ADDRESS")
         token = os.environ.get("RAYCLIENT_DRIVER_TOKEN")
         if not link_address or not token:
@@ -326,7 +452,11 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespac
                 "This is the ray module of the RayClient embedded server: it works inside a job "
                 "submitted to that server (rayclient job submit, or POST /api/jobs/), which sets "
                 "RAYCLIENT_DRIVER_ADDRESS. Outside a job, install Ray, or use RayClient from .NET.")
-        _link = _Link(link_address, token)
+        uploads = []
+        if runtime_env:
+            _upload_local_packages(merged, uploads)
+        config = {"namespace": namespace, "runtime_env": merged if runtime_env else None}
+        _link = _Link(link_address, token, config, uploads)
         return _context()
 
 
