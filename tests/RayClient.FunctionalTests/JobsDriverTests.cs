@@ -324,6 +324,97 @@ public sealed class JobsDriverTests(JobsServerFixture fixture) : IClassFixture<J
     }
 
     [Fact]
+    public async Task PythonDriver_DroppedRefs_AreReleased_SoALoopOfPutsFitsTheStore_ButATasksArgumentStays()
+    {
+        const string script = """
+            import gc
+            import os
+            import tempfile
+            import time
+            import ray
+
+            ray.init()
+
+            @ray.remote
+            def open_when(path):
+                deadline = time.monotonic() + 60
+                while not os.path.exists(path) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                return os.path.exists(path)
+
+            @ray.remote
+            def measure(gate, data):
+                return gate, len(data)
+
+            # Held only by a task that cannot start yet: the driver drops its own ref.
+            path = os.path.join(tempfile.mkdtemp(), "open")
+            gate = open_when.remote(path)
+            data = ray.put(b"y" * (3 * 1024 * 1024))
+            pending = measure.remote(gate, data)
+            del data
+            gc.collect()
+
+            # 40 MB through a 10 MB store: each ref dropped when the next one replaces it.
+            for i in range(20):
+                ref = ray.put(bytes([i]) * (2 * 1024 * 1024))
+            print("loop done", ray.get(ref)[:1] == bytes([19]))
+            nested = ray.put([ray.put(b"inner")])
+            print("nested", ray.get(ray.get(nested)[0]))
+
+            open(path, "w").close()
+            print("pending", ray.get(pending))
+            """;
+        await using var server = await LocalRayServer.StartAsync(new LocalRayServerOptions { NumCpus = 2, ObjectStoreMemory = 10 * 1024 * 1024 });
+        using var http = new JobsHttp(server.DashboardAddress);
+        var workingDir = await UploadWorkingDirAsync(http, ("drop.py", script));
+
+        var id = await http.SubmitAsync(new JsonObject { ["entrypoint"] = "python drop.py", ["runtime_env"] = new JsonObject { ["working_dir"] = workingDir } });
+        var (messages, _) = await http.TailAsync(id);
+        var job = await http.GetJobAsync(id);
+        var logs = string.Concat(messages);
+
+        Assert.True((string?)job["status"] == "SUCCEEDED", logs);
+        Assert.Contains("loop done True\n", logs);
+        Assert.Contains("nested b'inner'\n", logs); // a ref inside a value stays usable after the driver dropped its own
+        Assert.Contains("pending (True, 3145728)\n", logs);
+    }
+
+    [Fact]
+    public async Task PythonDriver_ReleaseBookkeeping_BatchesDroppedIds_AndKeepsIdsWithALiveRef()
+    {
+        // The driver's ref counting on its own (no server): many dropped refs come out as one
+        // batch; an id with another live ObjectRef (a copy from ray.wait, a nested ref) does not.
+        const string check = """
+            import gc
+            import ray
+            ids = [i.to_bytes(28, "big") for i in range(1000)]
+            refs = [ray.ObjectRef(i) for i in ids]
+            twin = ray.ObjectRef(ids[0])
+            del refs
+            gc.collect()
+            gone = ray._releases.take()
+            print("batch", len(gone), ids[0] in gone, sorted(gone) == sorted(ids[1:]))
+            del twin
+            print("last", ray._releases.take() == [ids[0]], ray._releases.take() == [])
+            """;
+        using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(fixture.Server.State.PythonExecutable)
+        {
+            ArgumentList = { "-c", check },
+            Environment = { ["PYTHONPATH"] = fixture.Server.State.DriverModuleDirectory },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        })!;
+        var stdoutTask = process.StandardOutput.ReadToEndAsync();
+        var stderr = await process.StandardError.ReadToEndAsync();
+        var stdout = await stdoutTask;
+        await process.WaitForExitAsync();
+
+        Assert.True(process.ExitCode == 0, stderr);
+        Assert.Equal("batch 999 False True\nlast True True\n", stdout);
+    }
+
+    [Fact]
     public async Task PythonDriver_PutBeyondTheObjectStore_RaisesObjectStoreFullError_AndKeepsWhatIsStored()
     {
         const string script = """

@@ -275,6 +275,8 @@ internal sealed partial class DriverLink : IAsyncDisposable
                     }
 
                     case KindRelease:
+                        // The objects whose last ObjectRef the driver dropped, batched (ray_driver.py
+                        // _Releases); what a task or another object still holds stays.
                         foreach (var id in blobs)
                         {
                             state.Engine.Release(session, new RayId(id));
@@ -424,6 +426,16 @@ internal sealed partial class DriverLink : IAsyncDisposable
             {
                 await RespondAsync(seq, false, failed.Data).ConfigureAwait(false);
                 return;
+            }
+
+            // Refs inside the values become the driver's own (Ray's borrowing): it may drop the
+            // ref it got them from, and releases these when its last ObjectRef to them goes.
+            foreach (var entry in entries)
+            {
+                foreach (var inner in entry.Contained ?? [])
+                {
+                    session.Hold(inner);
+                }
             }
 
             await RespondAsync(seq, true, [.. entries.Select(e => e.Data)]).ConfigureAwait(false);

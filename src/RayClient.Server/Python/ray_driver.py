@@ -14,6 +14,7 @@
 # cloudpickle: code objects are marshalled (driver and workers run the same interpreter), their
 # globals, defaults and closures pickled along. What this module does not support raises an error
 # that names the call.
+import collections
 import importlib
 import io
 import itertools
@@ -44,6 +45,8 @@ _KIND_GET_ACTOR = 50
 _KIND_CANCEL = 51
 _KIND_RESULT = 60
 _KIND_LOG = 61
+
+_RELEASE_FLUSH_SECONDS = 0.5  # dropped refs wait at most this long for the next request to carry them
 
 _HEADER = struct.Struct("<IBQ")
 _U32 = struct.Struct("<I")
@@ -95,6 +98,62 @@ def _object_ref_reduce(self):
 
 
 ObjectRef.__reduce__ = _object_ref_reduce  # this process's copy only: a driver sends refs as PickleStubs
+
+
+# --- reference counting: the driver's last ObjectRef to an object going away releases it --------
+# Ray frees an object when no process refers to it any more; here the server holds a job's objects
+# for its driver session (and for the tasks that use them), so the driver tells the server when
+# its last ObjectRef to an object is gone. __init__ and __del__ only append to deques (atomic,
+# lock-free: __del__ runs wherever the garbage collector does); _Releases counts them and sends
+# the ids whose count fell to zero, batched, in front of the driver's next request or from a
+# background flush.
+class _Releases:
+    def __init__(self):
+        self.created = collections.deque()
+        self.dropped = collections.deque()
+        self.counts = {}
+        self.lock = threading.Lock()
+
+    def take(self):
+        """The ids whose last ObjectRef in this process is gone since the last call."""
+        with self.lock:
+            n = len(self.dropped)  # each of these was created before it was dropped: counted below
+            created, dropped, counts = self.created, self.dropped, self.counts
+            while created:
+                key = created.popleft()
+                counts[key] = counts.get(key, 0) + 1
+            gone = []
+            for _ in range(n):
+                key = dropped.popleft()
+                left = counts.get(key, 0) - 1
+                if left > 0:
+                    counts[key] = left
+                else:
+                    counts.pop(key, None)
+                    gone.append(key)
+            return gone
+
+    def pending(self):
+        return len(self.dropped) > 0
+
+
+_releases = _Releases()
+
+
+def _object_ref_init(self, id_bytes):
+    self._id = bytes(id_bytes)
+    _releases.created.append(self._id)
+
+
+def _object_ref_del(self):
+    try:
+        _releases.dropped.append(self._id)
+    except Exception:  # interpreter shutdown
+        pass
+
+
+ObjectRef.__init__ = _object_ref_init
+ObjectRef.__del__ = _object_ref_del
 
 # By-value pickling of what the script defines (ray_shared.py; the workers load with the same helpers).
 ray_shared.install_byvalue(_byvalue)
@@ -188,6 +247,8 @@ class _Link:
         self._waiters = {}
         self._waiters_lock = threading.Lock()
         self._closed = None
+        self.info = None
+        self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read_loop, name="rayclient-driver-link", daemon=True)
         self._reader.start()
         # The hello carries ray.init's namespace and runtime env (JSON) and local packages (uri, zip).
@@ -200,6 +261,8 @@ class _Link:
             self.close()
             raise
         self.info = json.loads(bytes(blobs[0]).decode())
+        self._flusher = threading.Thread(target=self._flush_loop, name="rayclient-driver-release", daemon=True)
+        self._flusher.start()
 
     def _read_exact(self, n):
         data = self._in.read(n)
@@ -248,10 +311,8 @@ class _Link:
         waiter = [threading.Event(), None]
         with self._waiters_lock:
             self._waiters[seq] = waiter
-        frame = [_HEADER.pack(9 + sum(4 + len(b) for b in blobs), kind, seq)]
-        for blob in blobs:
-            frame.append(_U32.pack(len(blob)))
-            frame.append(bytes(blob))
+        frame = self._releases_frame()  # sent first, so the server frees before it serves the request
+        self._frame(frame, kind, seq, blobs)
         with self._write_lock:
             self._sock.sendall(b"".join(frame))
         waiter[0].wait()
@@ -263,7 +324,35 @@ class _Link:
             raise error if isinstance(error, BaseException) else RaySystemError(repr(error))
         return answer[1:]
 
+    @staticmethod
+    def _frame(frame, kind, seq, blobs):
+        frame.append(_HEADER.pack(9 + sum(4 + len(b) for b in blobs), kind, seq))
+        for blob in blobs:
+            frame.append(_U32.pack(len(blob)))
+            frame.append(bytes(blob))
+
+    def _releases_frame(self):
+        """One release request for every object the driver dropped (its answer is not waited for)."""
+        frame = []
+        if self.info is not None and _releases.pending():
+            gone = _releases.take()
+            if gone:
+                self._frame(frame, _KIND_RELEASE, next(self._seq), gone)
+        return frame
+
+    def _flush_loop(self):
+        while not self._stop.wait(_RELEASE_FLUSH_SECONDS):
+            if _releases.pending() and self._closed is None:
+                try:
+                    frame = self._releases_frame()
+                    if frame:
+                        with self._write_lock:
+                            self._sock.sendall(b"".join(frame))
+                except OSError:
+                    return
+
     def close(self):
+        self._stop.set()
         try:
             self._sock.close()
         except OSError:
