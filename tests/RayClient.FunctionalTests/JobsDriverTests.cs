@@ -277,6 +277,7 @@ public sealed class JobsDriverTests(JobsServerFixture fixture) : IClassFixture<J
             attempt("conflict", runtime_env={"env_vars": {"FROM_JOB": "mine"}})
             attempt("conflict-key", runtime_env={"working_dir": "."})
             attempt("unsupported", runtime_env={"conda": "myenv"})
+            attempt("env type", runtime_env={"env_vars": {"N": 1}})
             print("initialized", ray.is_initialized())
 
             root = tempfile.mkdtemp()
@@ -284,19 +285,22 @@ public sealed class JobsDriverTests(JobsServerFixture fixture) : IClassFixture<J
             os.makedirs(wd)
             with open(os.path.join(wd, "data.txt"), "w") as f:
                 f.write("from the local working_dir")
+            os.makedirs(os.path.join(wd, "cache"))
+            with open(os.path.join(wd, "cache", "big.bin"), "w") as f:
+                f.write("excluded")
             mod = os.path.join(root, "localmod")
             os.makedirs(mod)
             with open(os.path.join(mod, "__init__.py"), "w") as f:
                 f.write("VALUE = 42\n")
 
             os.environ["RAY_OVERRIDE_JOB_RUNTIME_ENV"] = "1"
-            ray.init(runtime_env={"working_dir": wd, "py_modules": [mod], "env_vars": {"FROM_JOB": "mine"}})
+            ray.init(runtime_env={"working_dir": wd, "py_modules": [mod], "env_vars": {"FROM_JOB": "mine"}, "excludes": ["cache/"]})
 
             @ray.remote
             def probe():
                 import localmod
                 with open("data.txt") as f:
-                    return f.read(), localmod.VALUE, os.environ.get("FROM_JOB")
+                    return f.read(), localmod.VALUE, os.environ.get("FROM_JOB"), os.path.exists("cache")
 
             print("probe", ray.get(probe.remote()))
             print("uris", ray.get_runtime_context().runtime_env["working_dir"].startswith("gcs://_ray_pkg_"))
@@ -319,7 +323,8 @@ public sealed class JobsDriverTests(JobsServerFixture fixture) : IClassFixture<J
         Assert.Contains("conflict-key ValueError Failed to merge the Job's runtime env", logs);
         Assert.Contains("unsupported NotImplementedError ray.init(runtime_env={'conda': ...})", logs);
         Assert.Contains("initialized False\n", logs);
-        Assert.Contains("probe ('from the local working_dir', 42, 'mine')\n", logs);
+        Assert.Contains("env type TypeError runtime_env['env_vars'] must be of type Dict[str, str]", logs);
+        Assert.Contains("probe ('from the local working_dir', 42, 'mine', False)\n", logs); // excludes left cache/ out
         Assert.Contains("uris True\n", logs);
     }
 

@@ -426,7 +426,20 @@ def _merge_runtime_env(parent, child, override):
     return parent
 
 
-def _package(path, top_folder):
+def _excluded(relative, excludes):
+    """Ray's `excludes` (gitignore-style patterns), approximated: a pattern matches a path relative
+    to the package root or any one of its names."""
+    import fnmatch
+
+    relative = relative.replace(os.sep, "/")
+    for pattern in excludes:
+        pattern = pattern.strip("/")
+        if fnmatch.fnmatch(relative, pattern) or any(fnmatch.fnmatch(part, pattern) for part in relative.split("/")):
+            return True
+    return False
+
+
+def _package(path, top_folder, excludes=()):
     """Zips a local directory (or one .py file for py_modules) as Ray's packaging does; returns
     (gcs:// URI named by the content's hash, zip bytes)."""
     import hashlib
@@ -443,10 +456,12 @@ def _package(path, top_folder):
         elif os.path.isdir(path):
             base = os.path.dirname(path) if top_folder else path
             for folder, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", ".git"))
+                dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", ".git")
+                                 and not _excluded(os.path.relpath(os.path.join(folder, d), path), excludes))
                 for name in sorted(files):
                     full = os.path.join(folder, name)
-                    archive.write(full, os.path.relpath(full, base))
+                    if not _excluded(os.path.relpath(full, path), excludes):
+                        archive.write(full, os.path.relpath(full, base))
         else:
             raise ValueError("The local path %s given in ray.init(runtime_env=...) does not exist." % path)
     data = buf.getvalue()
@@ -466,7 +481,7 @@ def _upload_local_packages(runtime_env, uploads):
             raise TypeError("runtime_env paths must be strings, got %r" % (value,))
         if "://" in value:
             return value
-        uri, data = _package(value, top_folder)
+        uri, data = _package(value, top_folder, runtime_env.get("excludes") or ())
         uploads.append((uri, data))
         return uri
 
@@ -502,6 +517,13 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, labels=N
             if field not in _RUNTIME_ENV_FIELDS:
                 raise _unsupported("ray.init(runtime_env={%r: ...}) (the server sets up %s)"
                                    % (field, ", ".join(sorted(_RUNTIME_ENV_FIELDS))))
+        env_vars = runtime_env.get("env_vars")
+        if env_vars is not None and (not isinstance(env_vars, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items())):
+            raise TypeError("runtime_env['env_vars'] must be of type Dict[str, str], got %r" % (env_vars,))
+        excludes = runtime_env.get("excludes")
+        if excludes is not None and (not isinstance(excludes, list) or not all(isinstance(e, str) for e in excludes)):
+            raise TypeError("runtime_env['excludes'] must be of type List[str], got %r" % (excludes,))
     if namespace is not None and not isinstance(namespace, str):
         raise TypeError("namespace must be None or a string.")
     # A submitted job's runtime env (RAY_JOB_CONFIG_JSON_ENV_VAR) merged with init's, as Ray does.
