@@ -165,6 +165,31 @@ public sealed class JobsDriverTests(JobsServerFixture fixture) : IClassFixture<J
     }
 
     [Fact]
+    public async Task PythonDriver_InitLogToDriverFalse_KeepsTaskOutputOutOfTheJobLog()
+    {
+        const string script = """
+            import ray
+
+            ray.init(log_to_driver=False)
+
+            @ray.remote
+            def chatty():
+                print("quiet task output")
+                return "done"
+
+            print("result", ray.get(chatty.remote()))
+            print("result", ray.get(chatty.remote()))
+            """;
+        var workingDir = await UploadWorkingDirAsync(("quiet.py", script));
+
+        var (job, logs) = await RunAsync("python quiet.py", workingDir);
+
+        Assert.True((string?)job["status"] == "SUCCEEDED", logs);
+        Assert.Contains("result done\nresult done\n", logs);
+        Assert.DoesNotContain("quiet task output", await Http.GetLogsAsync((string)job["submission_id"]!)); // the driver has exited: nothing more reaches its log
+    }
+
+    [Fact]
     public async Task DotNetDriver_ConnectsBackThroughRayAddress()
     {
         // A .NET driver as the entrypoint: rayclient's demo, connecting with RaySession to the

@@ -340,11 +340,13 @@ internal sealed partial class DriverLink : IAsyncDisposable
             // ray.init's namespace and runtime env (already merged with the job's by the driver, as
             // Ray's init merges them), and the local packages it uploads for that runtime env.
             string? rayNamespace = null;
+            var logToDriver = true;
             var runtimeEnv = registration.RuntimeEnv;
             var environment = registration.Environment;
             if (blobs.Count > 2 && JsonNode.Parse(blobs[2]) is JsonObject config)
             {
                 rayNamespace = config["namespace"] is JsonValue ns ? (string?)ns : null;
+                logToDriver = config["log_to_driver"] is not JsonValue forward || (bool)forward;
                 if (config["runtime_env"] is JsonObject merged)
                 {
                     for (var i = 3; i + 1 < blobs.Count; i += 2)
@@ -372,8 +374,11 @@ internal sealed partial class DriverLink : IAsyncDisposable
             SubmissionId = registration.SubmissionId;
 
             // What the job's tasks print goes to the driver's stdout (so into the job's log), as
-            // Ray's log_to_driver does.
-            _logs = state.Logs.Subscribe(session.ClientId, (text, level) => { _ = SendLogAsync(text); });
+            // Ray's log_to_driver does, unless ray.init(log_to_driver=False).
+            if (logToDriver)
+            {
+                _logs = state.Logs.Subscribe(session.ClientId, (text, level) => { _ = SendLogAsync(text); });
+            }
             var jobId = Convert.ToHexStringLower(session.JobId);
             var pid = int.TryParse(Encoding.ASCII.GetString(blobs[1]), NumberStyles.Integer, CultureInfo.InvariantCulture, out var p) ? p : 0;
             registration.Manager.OnDriverConnected(registration.SubmissionId, jobId, pid);

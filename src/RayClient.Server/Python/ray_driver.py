@@ -566,7 +566,8 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, labels=N
         uploads = []
         if runtime_env:
             _upload_local_packages(merged, uploads)
-        config = {"namespace": namespace, "runtime_env": merged if runtime_env else None}
+        config = {"namespace": namespace, "runtime_env": merged if runtime_env else None,
+                  "log_to_driver": log_to_driver is not False}  # Ray's default (None) forwards
         _link = _Link(link_address, token, config, uploads)
         return _context()
 
