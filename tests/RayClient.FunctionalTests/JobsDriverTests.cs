@@ -381,8 +381,18 @@ public sealed class JobsDriverTests(JobsServerFixture fixture) : IClassFixture<J
             gate = open_when.remote(path)
             data = ray.put(b"y" * (3 * 1024 * 1024))
             pending = measure.remote(gate, data)
-            del data
+            other = ray.put(b"o" * (3 * 1024 * 1024))
+            del data, other
             gc.collect()
+            # Both releases go with this put: it fits only because `other` was freed...
+            six = ray.put(b"s" * (6 * 1024 * 1024))
+            # ...and `data` (3 MB) stays for the pending task, so 3 + 6 + 2 MB do not fit.
+            try:
+                ray.put(b"t" * (2 * 1024 * 1024))
+                print("data was freed")
+            except ray.exceptions.ObjectStoreFullError:
+                print("data kept for the task")
+            del six
 
             # 40 MB through a 10 MB store: each ref dropped when the next one replaces it.
             for i in range(20):
@@ -404,6 +414,7 @@ public sealed class JobsDriverTests(JobsServerFixture fixture) : IClassFixture<J
         var logs = string.Concat(messages);
 
         Assert.True((string?)job["status"] == "SUCCEEDED", logs);
+        Assert.Contains("data kept for the task\n", logs);
         Assert.Contains("loop done True\n", logs);
         Assert.Contains("nested b'inner'\n", logs); // a ref inside a value stays usable after the driver dropped its own
         Assert.Contains("pending (True, 3145728)\n", logs);
