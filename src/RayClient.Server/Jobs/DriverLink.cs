@@ -275,6 +275,8 @@ internal sealed partial class DriverLink : IAsyncDisposable
                     }
 
                     case KindRelease:
+                        // The objects whose last ObjectRef the driver dropped, batched (ray_driver.py
+                        // _Releases); what a task or another object still holds stays.
                         foreach (var id in blobs)
                         {
                             state.Engine.Release(session, new RayId(id));
@@ -334,14 +336,49 @@ internal sealed partial class DriverLink : IAsyncDisposable
             }
 
             var state = link._state;
+
+            // ray.init's namespace and runtime env (already merged with the job's by the driver, as
+            // Ray's init merges them), and the local packages it uploads for that runtime env.
+            string? rayNamespace = null;
+            var logToDriver = true;
+            var runtimeEnv = registration.RuntimeEnv;
+            var environment = registration.Environment;
+            if (blobs.Count > 2 && JsonNode.Parse(blobs[2]) is JsonObject config)
+            {
+                rayNamespace = config["namespace"] is JsonValue ns ? (string?)ns : null;
+                logToDriver = config["log_to_driver"] is not JsonValue forward || (bool)forward;
+                if (config["runtime_env"] is JsonObject merged)
+                {
+                    for (var i = 3; i + 1 < blobs.Count; i += 2)
+                    {
+                        state.Kv.Put(blobs[i], blobs[i + 1], overwrite: true, null);
+                    }
+
+                    try
+                    {
+                        environment = await state.Environments.ResolveAsync(JobManager.ToPlain(merged), CancellationToken.None).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        await RespondAsync(seq, false, ServerErrors.Pickle("ray.exceptions", "RuntimeEnvSetupError", $"Failed to set up the runtime env given to ray.init: {ex.Message}")).ConfigureAwait(false);
+                        return;
+                    }
+
+                    runtimeEnv = (JsonObject)merged.DeepClone();
+                }
+            }
+
             var session = state.GetOrCreateSession("driver-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)));
-            session.Initialize($"anonymous-{Guid.NewGuid():N}", JobManager.ToPlain(registration.RuntimeEnv), registration.RuntimeEnv?.ToJsonString() ?? "{}", registration.Environment);
+            session.Initialize(string.IsNullOrEmpty(rayNamespace) ? $"anonymous-{Guid.NewGuid():N}" : rayNamespace, JobManager.ToPlain(runtimeEnv), runtimeEnv?.ToJsonString() ?? "{}", environment);
             _session = session;
             SubmissionId = registration.SubmissionId;
 
             // What the job's tasks print goes to the driver's stdout (so into the job's log), as
-            // Ray's log_to_driver does.
-            _logs = state.Logs.Subscribe(session.ClientId, (text, level) => { _ = SendLogAsync(text); });
+            // Ray's log_to_driver does, unless ray.init(log_to_driver=False).
+            if (logToDriver)
+            {
+                _logs = state.Logs.Subscribe(session.ClientId, (text, level) => { _ = SendLogAsync(text); });
+            }
             var jobId = Convert.ToHexStringLower(session.JobId);
             var pid = int.TryParse(Encoding.ASCII.GetString(blobs[1]), NumberStyles.Integer, CultureInfo.InvariantCulture, out var p) ? p : 0;
             registration.Manager.OnDriverConnected(registration.SubmissionId, jobId, pid);
@@ -351,7 +388,7 @@ internal sealed partial class DriverLink : IAsyncDisposable
                 ["namespace"] = session.Namespace,
                 ["node_id"] = state.NodeId,
                 ["submission_id"] = registration.SubmissionId,
-                ["runtime_env"] = registration.RuntimeEnv?.DeepClone() ?? new JsonObject(),
+                ["runtime_env"] = runtimeEnv?.DeepClone() ?? new JsonObject(),
                 ["client_id"] = session.ClientId,
             };
             await RespondAsync(seq, true, Encoding.UTF8.GetBytes(info.ToJsonString())).ConfigureAwait(false);
@@ -394,6 +431,16 @@ internal sealed partial class DriverLink : IAsyncDisposable
             {
                 await RespondAsync(seq, false, failed.Data).ConfigureAwait(false);
                 return;
+            }
+
+            // Refs inside the values become the driver's own (Ray's borrowing): it may drop the
+            // ref it got them from, and releases these when its last ObjectRef to them goes.
+            foreach (var entry in entries)
+            {
+                foreach (var inner in entry.Contained ?? [])
+                {
+                    session.Hold(inner);
+                }
             }
 
             await RespondAsync(seq, true, [.. entries.Select(e => e.Data)]).ConfigureAwait(false);

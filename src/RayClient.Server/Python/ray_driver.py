@@ -14,6 +14,7 @@
 # cloudpickle: code objects are marshalled (driver and workers run the same interpreter), their
 # globals, defaults and closures pickled along. What this module does not support raises an error
 # that names the call.
+import collections
 import importlib
 import io
 import itertools
@@ -44,6 +45,8 @@ _KIND_GET_ACTOR = 50
 _KIND_CANCEL = 51
 _KIND_RESULT = 60
 _KIND_LOG = 61
+
+_RELEASE_FLUSH_SECONDS = 0.5  # dropped refs wait at most this long for the next request to carry them
 
 _HEADER = struct.Struct("<IBQ")
 _U32 = struct.Struct("<I")
@@ -95,6 +98,62 @@ def _object_ref_reduce(self):
 
 
 ObjectRef.__reduce__ = _object_ref_reduce  # this process's copy only: a driver sends refs as PickleStubs
+
+
+# --- reference counting: the driver's last ObjectRef to an object going away releases it --------
+# Ray frees an object when no process refers to it any more; here the server holds a job's objects
+# for its driver session (and for the tasks that use them), so the driver tells the server when
+# its last ObjectRef to an object is gone. __init__ and __del__ only append to deques (atomic,
+# lock-free: __del__ runs wherever the garbage collector does); _Releases counts them and sends
+# the ids whose count fell to zero, batched, in front of the driver's next request or from a
+# background flush.
+class _Releases:
+    def __init__(self):
+        self.created = collections.deque()
+        self.dropped = collections.deque()
+        self.counts = {}
+        self.lock = threading.Lock()
+
+    def take(self):
+        """The ids whose last ObjectRef in this process is gone since the last call."""
+        with self.lock:
+            n = len(self.dropped)  # each of these was created before it was dropped: counted below
+            created, dropped, counts = self.created, self.dropped, self.counts
+            while created:
+                key = created.popleft()
+                counts[key] = counts.get(key, 0) + 1
+            gone = []
+            for _ in range(n):
+                key = dropped.popleft()
+                left = counts.get(key, 0) - 1
+                if left > 0:
+                    counts[key] = left
+                else:
+                    counts.pop(key, None)
+                    gone.append(key)
+            return gone
+
+    def pending(self):
+        return len(self.dropped) > 0
+
+
+_releases = _Releases()
+
+
+def _object_ref_init(self, id_bytes):
+    self._id = bytes(id_bytes)
+    _releases.created.append(self._id)
+
+
+def _object_ref_del(self):
+    try:
+        _releases.dropped.append(self._id)
+    except Exception:  # interpreter shutdown
+        pass
+
+
+ObjectRef.__init__ = _object_ref_init
+ObjectRef.__del__ = _object_ref_del
 
 # By-value pickling of what the script defines (ray_shared.py; the workers load with the same helpers).
 ray_shared.install_byvalue(_byvalue)
@@ -178,7 +237,7 @@ def _loads(data):
 
 # --- the link to the embedded server -----------------------------------------------------------
 class _Link:
-    def __init__(self, address, token):
+    def __init__(self, address, token, config=None, uploads=()):
         host, _, port = address.rpartition(":")
         self._sock = socket.create_connection((host, int(port)))
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -188,10 +247,22 @@ class _Link:
         self._waiters = {}
         self._waiters_lock = threading.Lock()
         self._closed = None
+        self.info = None
+        self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read_loop, name="rayclient-driver-link", daemon=True)
         self._reader.start()
-        blobs = self.call(_KIND_HELLO, [token.encode(), str(os.getpid()).encode()])
+        # The hello carries ray.init's namespace and runtime env (JSON) and local packages (uri, zip).
+        hello = [token.encode(), str(os.getpid()).encode(), json.dumps(config or {}).encode()]
+        for uri, data in uploads:
+            hello += [uri.encode(), data]
+        try:
+            blobs = self.call(_KIND_HELLO, hello)
+        except BaseException:
+            self.close()
+            raise
         self.info = json.loads(bytes(blobs[0]).decode())
+        self._flusher = threading.Thread(target=self._flush_loop, name="rayclient-driver-release", daemon=True)
+        self._flusher.start()
 
     def _read_exact(self, n):
         data = self._in.read(n)
@@ -240,10 +311,8 @@ class _Link:
         waiter = [threading.Event(), None]
         with self._waiters_lock:
             self._waiters[seq] = waiter
-        frame = [_HEADER.pack(9 + sum(4 + len(b) for b in blobs), kind, seq)]
-        for blob in blobs:
-            frame.append(_U32.pack(len(blob)))
-            frame.append(bytes(blob))
+        frame = self._releases_frame()  # sent first, so the server frees before it serves the request
+        self._frame(frame, kind, seq, blobs)
         with self._write_lock:
             self._sock.sendall(b"".join(frame))
         waiter[0].wait()
@@ -255,7 +324,35 @@ class _Link:
             raise error if isinstance(error, BaseException) else RaySystemError(repr(error))
         return answer[1:]
 
+    @staticmethod
+    def _frame(frame, kind, seq, blobs):
+        frame.append(_HEADER.pack(9 + sum(4 + len(b) for b in blobs), kind, seq))
+        for blob in blobs:
+            frame.append(_U32.pack(len(blob)))
+            frame.append(bytes(blob))
+
+    def _releases_frame(self):
+        """One release request for every object the driver dropped (its answer is not waited for)."""
+        frame = []
+        if self.info is not None and _releases.pending():
+            gone = _releases.take()
+            if gone:
+                self._frame(frame, _KIND_RELEASE, next(self._seq), gone)
+        return frame
+
+    def _flush_loop(self):
+        while not self._stop.wait(_RELEASE_FLUSH_SECONDS):
+            if _releases.pending() and self._closed is None:
+                try:
+                    frame = self._releases_frame()
+                    if frame:
+                        with self._write_lock:
+                            self._sock.sendall(b"".join(frame))
+                except OSError:
+                    return
+
     def close(self):
+        self._stop.set()
         try:
             self._sock.close()
         except OSError:
@@ -300,10 +397,147 @@ class RayContext(dict):
         shutdown()
 
 
-def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespace=None,
-         runtime_env=None, ignore_reinit_error=False, **kwargs):
-    """Connects to the embedded server that runs this job (found through the environment)."""
+# Ray's hidden ray.init keyword arguments (worker.py pops them before its unknown-argument check).
+_HIDDEN_INIT_ARGS = frozenset([
+    "_enable_object_reconstruction", "_plasma_directory", "_object_spilling_directory", "_node_ip_address",
+    "_driver_object_store_memory", "_memory", "_redis_username", "_redis_password", "_temp_dir",
+    "_metrics_export_port", "_system_config", "_tracing_startup_hook", "_node_name", "_skip_env_hook",
+    "_cgroup_path", "_include_log_monitor",
+])
+
+# The runtime_env fields the embedded server sets up (EnvironmentResolver.cs).
+_RUNTIME_ENV_FIELDS = frozenset(["working_dir", "py_modules", "env_vars", "pip", "config", "excludes"])
+
+
+def _merge_runtime_env(parent, child, override):
+    """Ray's rule for a job's runtime env and its driver's ray.init(runtime_env=...): merged per
+    field, env_vars per variable; a field or variable in both is a conflict (None) unless
+    override, when the driver's wins."""
+    parent = json.loads(json.dumps(parent or {}))
+    child = json.loads(json.dumps(child or {}))
+    parent_vars = parent.pop("env_vars", None) or {}
+    child_vars = child.pop("env_vars", None) or {}
+    if not override and (set(parent) & set(child) or set(parent_vars) & set(child_vars)):
+        return None
+    parent.update(child)
+    parent_vars.update(child_vars)
+    if parent_vars:
+        parent["env_vars"] = parent_vars
+    return parent
+
+
+def _excluded(relative, excludes):
+    """Ray's `excludes` (gitignore-style patterns), approximated: a pattern matches a path relative
+    to the package root or any one of its names."""
+    import fnmatch
+
+    relative = relative.replace(os.sep, "/")
+    for pattern in excludes:
+        pattern = pattern.strip("/")
+        if fnmatch.fnmatch(relative, pattern) or any(fnmatch.fnmatch(part, pattern) for part in relative.split("/")):
+            return True
+    return False
+
+
+def _package(path, top_folder, excludes=()):
+    """Zips a local directory (or one .py file for py_modules) as Ray's packaging does; returns
+    (gcs:// URI named by the content's hash, zip bytes)."""
+    import hashlib
+    import zipfile
+
+    path = os.path.abspath(os.path.expanduser(path))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        if os.path.isfile(path):
+            if not top_folder or not path.endswith(".py"):
+                raise ValueError("%s is not a directory (a local working_dir must be one; a local py_modules "
+                                 "entry is a directory or a .py file)." % path)
+            archive.write(path, os.path.basename(path))
+        elif os.path.isdir(path):
+            base = os.path.dirname(path) if top_folder else path
+            for folder, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", ".git")
+                                 and not _excluded(os.path.relpath(os.path.join(folder, d), path), excludes))
+                for name in sorted(files):
+                    full = os.path.join(folder, name)
+                    if not _excluded(os.path.relpath(full, path), excludes):
+                        archive.write(full, os.path.relpath(full, base))
+        else:
+            raise ValueError("The local path %s given in ray.init(runtime_env=...) does not exist." % path)
+    data = buf.getvalue()
+    # zip entries carry timestamps: the name hashes the paths and contents instead
+    digest = hashlib.sha1()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            digest.update(info.filename.encode())
+            digest.update(archive.read(info))
+    return "gcs://_ray_pkg_%s.zip" % digest.hexdigest()[:16], data
+
+
+def _upload_local_packages(runtime_env, uploads):
+    """Local working_dir / py_modules paths become gcs:// packages, uploaded with the hello."""
+    def upload(value, top_folder):
+        if not isinstance(value, str):
+            raise TypeError("runtime_env paths must be strings, got %r" % (value,))
+        if "://" in value:
+            return value
+        uri, data = _package(value, top_folder, runtime_env.get("excludes") or ())
+        uploads.append((uri, data))
+        return uri
+
+    if runtime_env.get("working_dir") is not None:
+        runtime_env["working_dir"] = upload(runtime_env["working_dir"], False)
+    if runtime_env.get("py_modules") is not None:
+        runtime_env["py_modules"] = [upload(m, True) for m in runtime_env["py_modules"]]
+
+
+def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, labels=None, object_store_memory=None,
+         local_mode=False, ignore_reinit_error=False, include_dashboard=None, dashboard_host="127.0.0.1",
+         dashboard_port=None, job_config=None, configure_logging=True, logging_level=20, logging_format=None,
+         logging_config=None, log_to_driver=None, namespace=None, runtime_env=None, enable_resource_isolation=False,
+         system_reserved_cpu=None, system_reserved_memory=None, **kwargs):
+    """Connects to the embedded server that runs this job (found through the environment), as
+    Ray's ray.init connects a job's driver to its existing cluster."""
     global _link
+    system_config = kwargs.get("_system_config")
+    unknown = [name for name in kwargs if name not in _HIDDEN_INIT_ARGS and name != "allow_multiple"]
+    if kwargs.get("allow_multiple"):
+        raise RuntimeError("`allow_multiple` argument is passed to `ray.init` when the ray client is not used. "
+                           "Do not pass the `allow_multiple` to `ray.init` to fix the issue.")
+    if unknown:
+        # Ray's error (RuntimeError, not TypeError): most likely a typo in a keyword
+        raise RuntimeError("Unknown keyword argument(s): %s" % ", ".join(unknown))
+    if job_config is not None:
+        namespace = namespace or getattr(job_config, "ray_namespace", None)
+        runtime_env = runtime_env or getattr(job_config, "runtime_env", None)
+    if runtime_env is not None and not isinstance(runtime_env, dict):
+        raise TypeError("runtime_env must be a dict, got %s" % type(runtime_env).__name__)
+    if runtime_env:
+        for field in runtime_env:
+            if field not in _RUNTIME_ENV_FIELDS:
+                raise _unsupported("ray.init(runtime_env={%r: ...}) (the server sets up %s)"
+                                   % (field, ", ".join(sorted(_RUNTIME_ENV_FIELDS))))
+        env_vars = runtime_env.get("env_vars")
+        if env_vars is not None and (not isinstance(env_vars, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items())):
+            raise TypeError("runtime_env['env_vars'] must be of type Dict[str, str], got %r" % (env_vars,))
+        excludes = runtime_env.get("excludes")
+        if excludes is not None and (not isinstance(excludes, list) or not all(isinstance(e, str) for e in excludes)):
+            raise TypeError("runtime_env['excludes'] must be of type List[str], got %r" % (excludes,))
+    if namespace is not None and not isinstance(namespace, str):
+        raise TypeError("namespace must be None or a string.")
+    # A submitted job's runtime env (RAY_JOB_CONFIG_JSON_ENV_VAR) merged with init's, as Ray does.
+    job_env = {}
+    job_json = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    if job_json:
+        job_env = json.loads(job_json).get("runtime_env") or {}
+    merged = _merge_runtime_env(job_env, runtime_env, os.environ.get("RAY_OVERRIDE_JOB_RUNTIME_ENV") == "1")
+    if merged is None:
+        raise ValueError(
+            "Failed to merge the Job's runtime env %s with a ray.init's runtime env %s because of a "
+            "conflict. Specifying the same runtime_env fields or the same environment variable keys "
+            "is not allowed. Use RAY_OVERRIDE_JOB_RUNTIME_ENV=1 to instruct Ray to combine Job and "
+            "Driver's runtime environment in the event of a conflict." % (job_env, runtime_env))
     with _init_lock:
         if _link is not None:
             if ignore_reinit_error:
@@ -311,14 +545,17 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespac
             raise RuntimeError("Maybe you called ray.init twice by accident? This error can be "
                                "suppressed by passing in 'ignore_reinit_error=True' or by calling "
                                "'ray.shutdown()' prior to 'ray.init()'.")
+        # Connecting to an existing cluster (the job's), Ray refuses what would size a new one.
         if num_cpus is not None or num_gpus is not None:
             raise ValueError("When connecting to an existing cluster, num_cpus and num_gpus must not be provided.")
         if resources is not None:
             raise ValueError("When connecting to an existing cluster, resources must not be provided.")
-        if namespace is not None:
-            raise _unsupported("ray.init(namespace=...)")
-        if runtime_env:
-            raise _unsupported("ray.init(runtime_env=...) (give the job's runtime env at submission)")
+        if labels is not None:
+            raise ValueError("When connecting to an existing cluster, labels must not be provided.")
+        if object_store_memory is not None:
+            raise ValueError("When connecting to an existing cluster, object_store_memory must not be provided.")
+        if system_config:
+            raise ValueError("When connecting to an existing cluster, _system_config must not be provided.")
         link_address = os.environ.get("RAYCLIENT_DRIVER_ADDRESS")
         token = os.environ.get("RAYCLIENT_DRIVER_TOKEN")
         if not link_address or not token:
@@ -326,7 +563,12 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, namespac
                 "This is the ray module of the RayClient embedded server: it works inside a job "
                 "submitted to that server (rayclient job submit, or POST /api/jobs/), which sets "
                 "RAYCLIENT_DRIVER_ADDRESS. Outside a job, install Ray, or use RayClient from .NET.")
-        _link = _Link(link_address, token)
+        uploads = []
+        if runtime_env:
+            _upload_local_packages(merged, uploads)
+        config = {"namespace": namespace, "runtime_env": merged if runtime_env else None,
+                  "log_to_driver": log_to_driver is not False}  # Ray's default (None) forwards
+        _link = _Link(link_address, token, config, uploads)
         return _context()
 
 
