@@ -45,10 +45,7 @@ public sealed class RayPythonClientTests(ServerFixture fixture)
         var uri = $"gcs://_ray_pkg_{Guid.NewGuid():N}.zip";
         var pickles = MakePickles(uri);
         await using var client = RawClient.Open(fixture.Server.Port);
-        await client.Driver.KVPutAsync(new KVPutRequest { Key = ByteString.CopyFromUtf8(uri), Value = ByteString.CopyFrom(ZipModule()) }, client.Options());
-
-        var init = await client.SendAsync(new DataRequest { Init = new InitRequest { JobConfig = ByteString.CopyFrom(pickles["job_config"]), RayInitKwargs = "{}" } });
-        Assert.True(init.Init.Ok, init.Init.Msg);
+        await client.InitAsync(uri, ZipModule(), pickles["job_config"]);
 
         var function = await client.PutAsync(pickles["function"]);
         var value = await client.PutAsync(pickles["value"]);
@@ -66,9 +63,7 @@ public sealed class RayPythonClientTests(ServerFixture fixture)
         var uri = $"gcs://_ray_pkg_{Guid.NewGuid():N}.zip";
         var pickles = MakePickles(uri);
         await using var client = RawClient.Open(fixture.Server.Port);
-        await client.Driver.KVPutAsync(new KVPutRequest { Key = ByteString.CopyFromUtf8(uri), Value = ByteString.CopyFrom(ZipModule()) }, client.Options());
-        var init = await client.SendAsync(new DataRequest { Init = new InitRequest { JobConfig = ByteString.CopyFrom(pickles["job_config"]), RayInitKwargs = "{}" } });
-        Assert.True(init.Init.Ok, init.Init.Msg);
+        await client.InitAsync(uri, ZipModule(), pickles["job_config"]);
         var function = await client.PutAsync(pickles["function"]);
         var value = await client.PutAsync(pickles["value"]);
         var args = WithRef(pickles["args"], value);
@@ -123,9 +118,7 @@ public sealed class RayPythonClientTests(ServerFixture fixture)
         var actorName = $"counter-{Guid.NewGuid():N}";
         var pickles = MakePickles(uri, rayNamespace, actorName);
         await using var client = RawClient.Open(fixture.Server.Port);
-        await client.Driver.KVPutAsync(new KVPutRequest { Key = ByteString.CopyFromUtf8(uri), Value = ByteString.CopyFrom(ZipModule()) }, client.Options());
-        var init = await client.SendAsync(new DataRequest { Init = new InitRequest { JobConfig = ByteString.CopyFrom(pickles["job_config"]), RayInitKwargs = "{}" } });
-        Assert.True(init.Init.Ok, init.Init.Msg);
+        await client.InitAsync(uri, ZipModule(), pickles["job_config"]);
 
         // A named actor created over the Datapath, as Ray's client creates one.
         var cls = await client.PutAsync(pickles["actor_class"]);
@@ -180,9 +173,7 @@ public sealed class RayPythonClientTests(ServerFixture fixture)
         var uri = $"gcs://_ray_pkg_{Guid.NewGuid():N}.zip";
         var pickles = MakePickles(uri);
         await using var client = RawClient.Open(fixture.Server.Port);
-        await client.Driver.KVPutAsync(new KVPutRequest { Key = ByteString.CopyFromUtf8(uri), Value = ByteString.CopyFrom(ZipModule()) }, client.Options());
-        var init = await client.SendAsync(new DataRequest { Init = new InitRequest { JobConfig = ByteString.CopyFrom(pickles["job_config"]), RayInitKwargs = "{}" } });
-        Assert.True(init.Init.Ok, init.Init.Msg);
+        await client.InitAsync(uri, ZipModule(), pickles["job_config"]);
         var sleep = await client.PutAsync(pickles["sleep"]);
         var ticket = (await client.SendAsync(new DataRequest { Task = new ClientTask
         {
@@ -213,9 +204,7 @@ public sealed class RayPythonClientTests(ServerFixture fixture)
         var uri = $"gcs://_ray_pkg_{Guid.NewGuid():N}.zip";
         var pickles = MakePickles(uri);
         await using var client = RawClient.Open(fixture.Server.Port);
-        await client.Driver.KVPutAsync(new KVPutRequest { Key = ByteString.CopyFromUtf8(uri), Value = ByteString.CopyFrom(ZipModule()) }, client.Options());
-        var init = await client.SendAsync(new DataRequest { Init = new InitRequest { JobConfig = ByteString.CopyFrom(pickles["job_config"]), RayInitKwargs = "{}" } });
-        Assert.True(init.Init.Ok, init.Init.Msg);
+        await client.InitAsync(uri, ZipModule(), pickles["job_config"]);
         var unknown = ByteString.CopyFrom(new byte[16]);
 
         // server.py: a KeyError from its tables, returned through the context as ABORTED + base64 pickle.
@@ -340,6 +329,14 @@ public sealed class RayPythonClientTests(ServerFixture fixture)
             var response = _data.ResponseStream.Current;
             Assert.Equal(request.ReqId, response.ReqId);
             return response;
+        }
+
+        /// <summary>What Ray's client does before its first task: upload the working dir's package, then Init with the pickled job config.</summary>
+        public async Task InitAsync(string packageUri, byte[] package, byte[] jobConfig)
+        {
+            await Driver.KVPutAsync(new KVPutRequest { Key = ByteString.CopyFromUtf8(packageUri), Value = ByteString.CopyFrom(package) }, Options());
+            var init = await SendAsync(new DataRequest { Init = new InitRequest { JobConfig = ByteString.CopyFrom(jobConfig), RayInitKwargs = "{}" } });
+            Assert.True(init.Init.Ok, init.Init.Msg);
         }
 
         public async Task<ByteString> PutAsync(byte[] pickle)
