@@ -183,15 +183,14 @@ internal sealed class ServerSecurity : IDisposable
         X509Certificate2Collection? roots = null;
         if (caFile is not null)
         {
-            roots = new X509Certificate2Collection();
             try
             {
-                roots.ImportFromPemFile(caFile);
+                roots = PemCertificates.LoadRoots(caFile, caSource);
             }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException)
+            catch
             {
                 certificate.Dispose();
-                throw new ArgumentException($"Cannot read the CA certificate '{caFile}' ({caSource}): {ex.Message}", caSource, ex);
+                throw;
             }
         }
 

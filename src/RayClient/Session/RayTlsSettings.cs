@@ -60,24 +60,7 @@ internal sealed class RayTlsSettings
             return Disabled;
         }
 
-        X509Certificate2Collection? roots = null;
-        if (caFile is not null)
-        {
-            roots = new X509Certificate2Collection();
-            try
-            {
-                roots.ImportFromPemFile(caFile);
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException)
-            {
-                throw new ArgumentException($"Cannot read the CA certificate '{caFile}' ({caSource}): {ex.Message}", caSource, ex);
-            }
-
-            if (roots.Count == 0)
-            {
-                throw new ArgumentException($"The CA file '{caFile}' ({caSource}) holds no PEM certificate.", caSource);
-            }
-        }
+        var roots = caFile is null ? null : PemCertificates.LoadRoots(caFile, caSource);
 
         X509Certificate2? client = null;
         if (certFile is not null || keyFile is not null)

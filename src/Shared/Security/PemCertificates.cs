@@ -23,4 +23,25 @@ internal static class PemCertificates
             throw new ArgumentException($"Cannot load the certificate '{certFile}' ({certSource}) with the key '{keyFile}' ({keySource}): {ex.Message}", certSource, ex);
         }
     }
+
+    /// <summary>Loads the PEM CA certificates a peer is checked against, as gRPC's root_certificates; an empty file is an error.</summary>
+    public static X509Certificate2Collection LoadRoots(string caFile, string caSource)
+    {
+        var roots = new X509Certificate2Collection();
+        try
+        {
+            roots.ImportFromPemFile(caFile);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException)
+        {
+            throw new ArgumentException($"Cannot read the CA certificate '{caFile}' ({caSource}): {ex.Message}", caSource, ex);
+        }
+
+        if (roots.Count == 0)
+        {
+            throw new ArgumentException($"The CA file '{caFile}' ({caSource}) holds no PEM certificate.", caSource);
+        }
+
+        return roots;
+    }
 }
