@@ -38,6 +38,8 @@ internal sealed partial class DriverLink : IAsyncDisposable
     private const byte KindGetActor = 50;
     private const byte KindCancel = 51;
     private const byte KindResult = 60;
+    private static readonly byte[] StatusOk = [0];
+    private static readonly byte[] StatusError = [1];
     private const byte KindLog = 61;
     private const int MaxFrame = int.MaxValue - 64;
 
@@ -494,23 +496,9 @@ internal sealed partial class DriverLink : IAsyncDisposable
 
         private async Task SendLogAsync(string text)
         {
-            var data = Encoding.UTF8.GetBytes(text);
-            var frame = new byte[13 + 4 + data.Length];
-            BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)(frame.Length - 4));
-            frame[4] = KindLog;
-            BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(13), (uint)data.Length);
-            data.CopyTo(frame, 17);
             try
             {
-                await _writeLock.WaitAsync().ConfigureAwait(false);
-                try
-                {
-                    await _stream.WriteAsync(frame).ConfigureAwait(false);
-                }
-                finally
-                {
-                    _writeLock.Release();
-                }
+                await Frames.WriteAsync(_stream, _writeLock, KindLog, 0, [Encoding.UTF8.GetBytes(text)], CancellationToken.None).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is IOException or ObjectDisposedException or SocketException)
             {
@@ -528,38 +516,13 @@ internal sealed partial class DriverLink : IAsyncDisposable
             }
         }
 
-        private async Task RespondAsync(ulong seq, bool ok, params ReadOnlyMemory<byte>[] payload)
+        /// <summary>Answers request <paramref name="seq"/>: a status blob (0 ok, 1 error), then the payload blobs.</summary>
+        private Task RespondAsync(ulong seq, bool ok, params ReadOnlyMemory<byte>[] payload)
         {
-            long length = 9 + 4 + 1;
-            foreach (var blob in payload)
-            {
-                length += 4 + blob.Length;
-            }
-
-            var head = new byte[13 + 4 + 1];
-            BinaryPrimitives.WriteUInt32LittleEndian(head, checked((uint)length));
-            head[4] = KindResult;
-            BinaryPrimitives.WriteUInt64LittleEndian(head.AsSpan(5), seq);
-            BinaryPrimitives.WriteUInt32LittleEndian(head.AsSpan(13), 1);
-            head[17] = ok ? (byte)0 : (byte)1;
-            var prefix = new byte[4];
-            await _writeLock.WaitAsync().ConfigureAwait(false);
-            try
-            {
-                await _stream.WriteAsync(head).ConfigureAwait(false);
-                foreach (var blob in payload)
-                {
-                    BinaryPrimitives.WriteUInt32LittleEndian(prefix, (uint)blob.Length);
-                    await _stream.WriteAsync(prefix).ConfigureAwait(false);
-                    await _stream.WriteAsync(blob).ConfigureAwait(false);
-                }
-
-                await _stream.FlushAsync().ConfigureAwait(false);
-            }
-            finally
-            {
-                _writeLock.Release();
-            }
+            var blobs = new ReadOnlyMemory<byte>[payload.Length + 1];
+            blobs[0] = ok ? StatusOk : StatusError;
+            payload.CopyTo(blobs, 1);
+            return Frames.WriteAsync(_stream, _writeLock, KindResult, seq, blobs, CancellationToken.None);
         }
     }
 

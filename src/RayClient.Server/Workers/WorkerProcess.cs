@@ -288,61 +288,8 @@ internal sealed partial class WorkerProcess : IAsyncDisposable
         return WriteFrameAsync(KindCallbackResult, seq, blobs, CancellationToken.None);
     }
 
-    private async Task WriteFrameAsync(byte kind, ulong seq, IReadOnlyList<ReadOnlyMemory<byte>> blobs, CancellationToken cancellationToken)
-    {
-        long length = 9;
-        foreach (var blob in blobs)
-        {
-            length += 4 + blob.Length;
-        }
-
-        // Small pieces are gathered into one pooled buffer; large blobs go to the pipe as they are.
-        const int LargeBlob = 256 * 1024;
-        var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
-        var used = 0;
-        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            BinaryPrimitives.WriteUInt32LittleEndian(buffer.AsSpan(0), checked((uint)length));
-            buffer[4] = kind;
-            BinaryPrimitives.WriteUInt64LittleEndian(buffer.AsSpan(5), seq);
-            used = 13;
-            foreach (var blob in blobs)
-            {
-                if (buffer.Length - used < 4)
-                {
-                    await _input.WriteAsync(buffer.AsMemory(0, used), cancellationToken).ConfigureAwait(false);
-                    used = 0;
-                }
-
-                BinaryPrimitives.WriteUInt32LittleEndian(buffer.AsSpan(used), (uint)blob.Length);
-                used += 4;
-                if (blob.Length >= LargeBlob || blob.Length > buffer.Length - used)
-                {
-                    await _input.WriteAsync(buffer.AsMemory(0, used), cancellationToken).ConfigureAwait(false);
-                    used = 0;
-                    await _input.WriteAsync(blob, cancellationToken).ConfigureAwait(false);
-                }
-                else
-                {
-                    blob.Span.CopyTo(buffer.AsSpan(used));
-                    used += blob.Length;
-                }
-            }
-
-            if (used > 0)
-            {
-                await _input.WriteAsync(buffer.AsMemory(0, used), cancellationToken).ConfigureAwait(false);
-            }
-
-            await _input.FlushAsync(cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            _writeLock.Release();
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
+    private Task WriteFrameAsync(byte kind, ulong seq, IReadOnlyList<ReadOnlyMemory<byte>> blobs, CancellationToken cancellationToken) =>
+        Frames.WriteAsync(_input, _writeLock, kind, seq, blobs, cancellationToken);
 
     private async Task ReadLoopAsync()
     {
