@@ -320,6 +320,9 @@ public sealed partial class JobsApiTests(JobsServerFixture fixture) : IClassFixt
         var refused = await Http.WaitForStatusAsync(impossible, "FAILED");
         Assert.Equal("JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE", (string?)refused["error_type"]);
         Assert.Contains("2 accelerator", (string?)refused["message"]);
+        // A job submitted after it was already scheduled (and refused), so the scheduler has had its
+        // turn: the one-CPU job still waits for the CPUs the first job holds.
+        Assert.Equal("PENDING", (string?)(await Http.GetJobAsync(waiting))["status"]);
 
         await File.WriteAllTextAsync(gate, "go");
         Assert.Equal("SUCCEEDED", (string?)(await Http.WaitForStatusAsync(waiting, "SUCCEEDED", "FAILED"))["status"]);

@@ -186,6 +186,9 @@ public sealed class RayPythonClientTests(ServerFixture fixture)
             TotalChunks = 1,
         } })).TaskTicket;
         Assert.True(ticket.Valid, Describe(ticket.Error));
+        await Eventually.TrueAsync(
+            () => fixture.Server.State.Engine.Pool.Snapshot().Any(w => w.CurrentClientId == client.ClientId && w.CurrentTaskName is not null),
+            "the task runs on a worker");
 
         var cancelled = await client.Driver.TerminateAsync(new TerminateRequest
         {
