@@ -85,10 +85,14 @@ public sealed class SecurityTests : IClassFixture<SecurityTests.Certificates>
         await using (var withToken = await LocalRayServer.StartAsync(new LocalRayServerOptions { Host = "0.0.0.0", NumCpus = 1, AuthToken = Token }))
         {
             Assert.True(withToken.RequiresToken);
+            await Assert.ThrowsAsync<RayAuthenticationException>(() =>
+                RaySession.ConnectAsync(new RaySessionOptions { Address = $"ray://127.0.0.1:{withToken.Port}", ConnectionRetries = 10 }));
         }
 
         await using var optedOut = await LocalRayServer.StartAsync(new LocalRayServerOptions { Host = "0.0.0.0", NumCpus = 1, AllowUnauthenticatedNetworkAccess = true });
         Assert.False(optedOut.RequiresToken);
+        await using var ray = await RaySession.ConnectAsync(new RaySessionOptions { Address = $"ray://127.0.0.1:{optedOut.Port}" });
+        Assert.Equal(RayConnectionStatus.Connected, ray.ConnectionState.Status);
     }
 
     [Fact]

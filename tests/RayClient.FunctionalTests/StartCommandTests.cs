@@ -31,8 +31,12 @@ public sealed partial class StartCommandTests
             Assert.Contains(dataDir, second);
 
             using var http = new JobsHttp(dashboard.Groups[1].Value);
-            var id = await http.SubmitAsync(new JsonObject { ["entrypoint"] = "echo running; sleep 120" });
+            var pidFile = Path.Combine(dataDir, "job.pid");
+            var id = await http.SubmitAsync(new JsonObject { ["entrypoint"] = $"echo $$ > {pidFile}.tmp && mv {pidFile}.tmp {pidFile}; echo running; exec sleep 120" });
             await http.WaitForStatusAsync(id, "RUNNING");
+            await Eventually.TrueAsync(() => File.Exists(pidFile), "the job wrote its pid");
+            var jobPid = int.Parse(File.ReadAllText(pidFile).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(IsAlive(jobPid));
 
             Assert.Equal(0, Kill(process.Id, signal));
             using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
@@ -41,6 +45,7 @@ public sealed partial class StartCommandTests
             Assert.Equal(0, process.ExitCode);
             Assert.Contains("Stopped.", await process.StandardOutput.ReadToEndAsync());
             Assert.Contains("\"status\":\"RUNNING\"", File.ReadAllText(Directory.GetFiles(Path.Combine(dataDir, "jobs"))[0])); // the next start marks it FAILED
+            await Eventually.TrueAsync(() => !IsAlive(jobPid), "the running job's process is ended with the server");
         }
         finally
         {
@@ -50,6 +55,20 @@ public sealed partial class StartCommandTests
             }
 
             Directory.Delete(dataDir, recursive: true);
+        }
+    }
+
+    /// <summary>True while <paramref name="pid"/> runs (a zombie waiting for its reaper counts as ended).</summary>
+    private static bool IsAlive(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].FirstOrDefault() is not ('Z' or 'X');
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return false;
         }
     }
 
