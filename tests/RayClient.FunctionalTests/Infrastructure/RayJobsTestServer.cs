@@ -37,6 +37,7 @@ public sealed class RayJobsTestServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly string _workDirectory;
     private readonly ConcurrentDictionary<string, TestJob> _jobs = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, JsonObject> _submitted = new(StringComparer.Ordinal);
     private readonly List<string> _jobOrder = [];
     private readonly ConcurrentDictionary<string, byte[]> _packages = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<RecordedRequest> _requests = new();
@@ -229,6 +230,9 @@ public sealed class RayJobsTestServer : IAsyncDisposable
         await Text(context, 200, string.Empty);
     }
 
+    /// <summary>The JSON body of the first submit of job <paramref name="id"/>, as the server received it (keys with null values stripped, as Ray does).</summary>
+    public JsonObject? SubmittedRequest(string id) => _submitted.TryGetValue(id, out var request) ? request : null;
+
     private async Task SubmitAsync(HttpContext context)
     {
         JsonObject request;
@@ -278,6 +282,7 @@ public sealed class RayJobsTestServer : IAsyncDisposable
             id = RayClient.Jobs.SubmissionIds.Generate();
         }
 
+        _submitted.TryAdd(id, (JsonObject)request.DeepClone());
         var job = new TestJob(id, entry.GetValue<string>(), request["runtime_env"] as JsonObject ?? [], request["metadata"] as JsonObject ?? []);
         if (!_jobs.TryAdd(id, job))
         {

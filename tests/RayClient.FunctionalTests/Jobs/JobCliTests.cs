@@ -136,8 +136,13 @@ public sealed partial class JobCliTests : IAsyncLifetime
 
         Assert.True(result.Exit == 0, result.Error);
         await using var client = new JobSubmissionClient(_server.BaseAddress);
-        var info = await client.GetJobInfoAsync(SubmittedId(result.Output));
+        var id = SubmittedId(result.Output);
+        var info = await client.GetJobInfoAsync(id);
         Assert.Equal("cli", info.Metadata!["owner"]);
+        var sent = _server.SubmittedRequest(id)!;
+        Assert.Equal(0.5, sent["entrypoint_num_cpus"]!.GetValue<double>());
+        Assert.Equal(1048576, sent["entrypoint_memory"]!.GetValue<long>());
+        Assert.Equal(2, sent["entrypoint_resources"]!["custom"]!.GetValue<double>());
     }
 
     [Theory]
