@@ -253,7 +253,11 @@ public sealed class JobSubmissionClientTests : IAsyncLifetime
     {
         await using var client = Client();
         var script = string.Join("; ", Enumerable.Range(1, 40).Select(i => $"echo line{i}"));
-        var id = await client.SubmitJobAsync(new JobSubmission(script + "; sleep 1; echo last"));
+        // The job's last line waits for a gate opened only once the client has reconnected its tail,
+        // so the stream really ends while the job runs, however slow the machine.
+        var gate = Path.Combine(Path.GetTempPath(), "rayclient-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(Path.GetDirectoryName(gate)!);
+        var id = await client.SubmitJobAsync(new JobSubmission(script + $"; while [ ! -f {gate} ]; do sleep 0.02; done; echo last"));
         await Eventually.TrueAsync(async () => (await client.GetJobLogsAsync(id)).Contains("line40\n", StringComparison.Ordinal), "the job printed its lines");
         if (abort)
         {
@@ -264,11 +268,19 @@ public sealed class JobSubmissionClientTests : IAsyncLifetime
             _server.CloseNextTailAfter(1); // a normal close while the job still runs
         }
 
+        var release = Task.Run(async () =>
+        {
+            await Eventually.TrueAsync(() => _server.Requests.Count(r => r.Path.EndsWith("/logs/tail", StringComparison.Ordinal)) >= 2, "the client reconnected its tail");
+            await File.WriteAllTextAsync(gate, "go");
+        });
         var text = new StringBuilder();
         await foreach (var chunk in client.TailJobLogsAsync(id).WithCancellation(new CancellationTokenSource(s_wait).Token))
         {
             text.Append(chunk);
         }
+
+        await release;
+        File.Delete(gate);
 
         Assert.Equal(await client.GetJobLogsAsync(id), text.ToString());
         Assert.Contains("line40\n", text.ToString());
