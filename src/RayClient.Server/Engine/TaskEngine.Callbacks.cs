@@ -31,10 +31,11 @@ internal sealed partial class TaskEngine
             if (kind == WorkerProcess.KindSubmitTask)
             {
                 // f.remote() in a task: key, function pickle, pickled (args, kwargs), pickled options.
+                var key = Encoding.UTF8.GetString(blobs[0]);
                 var spec = PrepareTask(
                     session,
-                    Encoding.UTF8.GetString(blobs[0]),
-                    "py:" + Encoding.UTF8.GetString(blobs[0]),
+                    key,
+                    "py:" + key,
                     blobs[1],
                     blobs[2],
                     TaskOptionsReader.Read(Google.Protobuf.UnsafeByteOperations.UnsafeWrap(blobs[3])),

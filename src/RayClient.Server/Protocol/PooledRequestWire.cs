@@ -79,7 +79,7 @@ internal static class PooledRequestWire
                     put.Data = PooledWireReader.ReadBytes(ref reader, length, put);
                     break;
                 case (2, 2) when PooledWireReader.TryReadLength(ref reader, out var length) && reader.Remaining >= length:
-                    put.ClientRefId = ByteString.CopyFrom(payload.Slice(reader.Position, length).ToArray());
+                    put.ClientRefId = UnsafeByteOperations.UnsafeWrap(payload.Slice(reader.Position, length).ToArray());
                     reader.Advance(length);
                     break;
                 case (3, 0) when PooledWireReader.TryReadVarint(ref reader, out var chunkId):
@@ -92,7 +92,7 @@ internal static class PooledRequestWire
                     put.TotalSize = (long)totalSize;
                     break;
                 case (6, 2) when PooledWireReader.TryReadLength(ref reader, out var length) && reader.Remaining >= length:
-                    put.OwnerId = ByteString.CopyFrom(payload.Slice(reader.Position, length).ToArray());
+                    put.OwnerId = UnsafeByteOperations.UnsafeWrap(payload.Slice(reader.Position, length).ToArray());
                     reader.Advance(length);
                     break;
                 default:

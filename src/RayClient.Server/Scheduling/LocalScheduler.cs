@@ -349,11 +349,9 @@ internal sealed partial class LocalScheduler
             return;
         }
 
-        // Marked as the job's under the pool's lock, then the job re-checked: a job that closed
-        // while the worker was being acquired (or started) either sees this worker in
+        // The pool marked the worker as the job's under its lock, then the job is re-checked: a job
+        // that closed while the worker was being acquired (or started) either sees this worker in
         // KillWorkersOf, or is seen closed here. Either way the task does not run.
-        _pool.Assign(worker, task.Client.ClientId);
-        Interlocked.MemoryBarrier();
         worker.BeginTask(task);
         task.RunOn(worker);
         if (task.Cancelled)

@@ -74,18 +74,10 @@ internal sealed partial class WorkerPool : IAsyncDisposable
     }
 
     /// <summary>
-    /// Marks <paramref name="worker"/> as running work of <paramref name="clientId"/>, under the lock
-    /// <see cref="KillWorkersOf"/> reads under, so a job's end never misses it.
+    /// An idle worker of <paramref name="environment"/>, or a new one, marked as running work of
+    /// <paramref name="clientId"/> under the lock <see cref="KillWorkersOf"/> reads under, so a
+    /// job's end never misses it.
     /// </summary>
-    public void Assign(WorkerProcess worker, string clientId)
-    {
-        lock (_lock)
-        {
-            worker.AssignTo(clientId);
-        }
-    }
-
-    /// <summary>An idle worker of <paramref name="environment"/>, or a new one (started for <paramref name="clientId"/>, as its log line says).</summary>
     public async Task<WorkerProcess> AcquireAsync(WorkerEnvironment environment, string clientId, CancellationToken cancellationToken)
     {
         lock (_lock)
@@ -97,6 +89,7 @@ internal sealed partial class WorkerPool : IAsyncDisposable
                 {
                     if (idle.IsAlive)
                     {
+                        idle.AssignTo(clientId);
                         return idle;
                     }
 
@@ -116,6 +109,7 @@ internal sealed partial class WorkerPool : IAsyncDisposable
 
             _all.Add(worker);
             Started++;
+            worker.AssignTo(clientId);
         }
 
         return worker;
