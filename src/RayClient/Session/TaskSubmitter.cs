@@ -111,7 +111,7 @@ internal sealed class TaskSubmitter
                 };
                 if (optionsDict is not null)
                 {
-                    task.Options = new TaskOptions { PickledOptions = ByteString.CopyFrom(PickleWriter.SerializeToArray(optionsDict, new PickleWriterOptions { Protocol = 4 })) };
+                    task.Options = new TaskOptions { PickledOptions = UnsafeByteOperations.UnsafeWrap(PickleWriter.SerializeToArray(optionsDict, new PickleWriterOptions { Protocol = 4 })) };
                 }
 
                 var data = _session.Pickle(new PyTuple(new PyTuple(args), kwargs ?? new Dictionary<string, object?>()), $"the arguments of {context}", taskArguments: true);
@@ -119,7 +119,13 @@ internal sealed class TaskSubmitter
             },
             idSources,
             context));
-        return [.. idSources.Select(s => s.Task)];
+        var ids = new Task<RayId>[returns];
+        for (var i = 0; i < returns; i++)
+        {
+            ids[i] = idSources[i].Task;
+        }
+
+        return ids;
     }
 
     private async Task<RayId> PutFunctionAsync(string module, string name)
@@ -143,7 +149,7 @@ internal sealed class TaskSubmitter
     {
         lock (_submitLock)
         {
-            if (_submitTail.IsCompleted && submission.Waits().All(t => t.IsCompleted))
+            if (_submitTail.IsCompleted && submission.FirstWait(t => !t.IsCompleted) is null)
             {
                 SendSubmission(submission);
                 return;
@@ -171,7 +177,7 @@ internal sealed class TaskSubmitter
     {
         try
         {
-            var failed = submission.Waits().FirstOrDefault(t => !t.IsCompletedSuccessfully);
+            var failed = submission.FirstWait(t => !t.IsCompletedSuccessfully);
             if (failed is not null)
             {
                 var error = failed.Exception?.InnerException ?? new TaskCanceledException(failed);
@@ -179,9 +185,12 @@ internal sealed class TaskSubmitter
                 return;
             }
 
-            foreach (var reference in submission.Refs ?? [])
+            if (submission.Refs is { } refs)
             {
-                _session.CheckOwnRef(reference);
+                foreach (var reference in refs)
+                {
+                    _session.CheckOwnRef(reference);
+                }
             }
 
             var pending = submission.Build(submission.Payload.Result);
@@ -261,10 +270,40 @@ internal sealed class TaskSubmitter
                 yield return Prerequisite;
             }
 
-            foreach (var reference in Refs ?? [])
+            if (Refs is not null)
             {
-                yield return reference.IdTask;
+                foreach (var reference in Refs)
+                {
+                    yield return reference.IdTask;
+                }
             }
+        }
+
+        /// <summary>The first task this submission waits for that matches <paramref name="match"/>, or null; no iterator on the fast path.</summary>
+        public Task? FirstWait(Func<Task, bool> match)
+        {
+            if (match(Payload))
+            {
+                return Payload;
+            }
+
+            if (Prerequisite is not null && match(Prerequisite))
+            {
+                return Prerequisite;
+            }
+
+            if (Refs is not null)
+            {
+                foreach (var reference in Refs)
+                {
+                    if (match(reference.IdTask))
+                    {
+                        return reference.IdTask;
+                    }
+                }
+            }
+
+            return null;
         }
     }
 }
